@@ -1,0 +1,62 @@
+# aws-ecr-ldap. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+CMDS := authsvc tokenwriter gateway ecr-emulator demo
+# What the tests and the demo need from Debian. Nothing here starts a service.
+DEB_PACKAGES := slapd ldap-utils nginx docker-registry skopeo ca-certificates openssl curl
+
+.PHONY: help build test test-unit test-e2e run demo deps bench clean fmt vet
+
+help:
+	@echo "make demo   try it: local OpenLDAP + registry + ECR emulator + the gateway"
+	@echo "make run    run the gateway natively (nginx, authsvc, tokenwriter) from the environment"
+	@echo "make test   unit and end-to-end tests (installs missing Debian packages as root)"
+	@echo "make build  build $(CMDS) into $(BIN)/"
+	@echo "make bench  Go benchmarks"
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+# deps installs the Debian packages that are missing (as root), or names them.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing; run 'sudo make deps'"; exit 1; fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+test: deps vet
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Only the end-to-end suite (real slapd, nginx, docker-registry, emulator).
+test-e2e: deps
+	$(GO) test -count=1 -timeout 20m -v ./internal/e2e/
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# run: the gateway natively, in the foreground, configured by the environment
+# (see README). Stop it with Ctrl-C.
+run: build
+	$(BIN)/gateway
+
+# demo: everything on loopback, no AWS account or directory needed.
+demo: deps build
+	$(BIN)/demo
+
+clean:
+	rm -rf $(BIN) .run

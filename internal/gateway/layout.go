@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// layout is one instance's run directory:
+//
+//	conf/nginx.conf         copy of the hand-edited nginx.conf
+//	conf/local/http.conf    authsvc upstream, temp paths, ECR CA bundle
+//	conf/local/listen.conf  listen directives, TLS certificate
+//	conf/ecr/ecr.conf       written by tokenwriter
+//	temp/                   nginx temp paths (unused: nothing is buffered)
+//	nginx.pid
+type layout struct{ root string }
+
+func (l layout) confDir() string   { return filepath.Join(l.root, "conf") }
+func (l layout) tokenFile() string { return filepath.Join(l.root, "conf", "ecr", "ecr.conf") }
+func (l layout) pidFile() string   { return filepath.Join(l.root, "nginx.pid") }
+
+// prepare creates the run directory and writes the per-instance nginx files.
+// A token file left by an earlier run stays: it is replaced by tokenwriter -once.
+func (l layout) prepare(c Config) error {
+	for _, d := range []string{"conf/local", "conf/ecr", "temp"} {
+		if err := os.MkdirAll(filepath.Join(l.root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	conf, err := os.ReadFile(c.NginxConf)
+	if err != nil {
+		return err
+	}
+	httpConf, err := renderHTTPConf(c, l)
+	if err != nil {
+		return err
+	}
+	files := map[string]string{
+		"conf/nginx.conf":        string(conf),
+		"conf/local/http.conf":   httpConf,
+		"conf/local/listen.conf": renderListenConf(c),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(l.root, name), []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const generatedHeader = "# Written by the gateway runner (make run) at every start; edit nginx.conf instead.\n"
+
+func renderHTTPConf(c Config, l layout) (string, error) {
+	auth, err := authUpstream(c.AuthListenAddr)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(generatedHeader)
+	fmt.Fprintf(&b, "upstream authsvc {\n    server %s;\n    keepalive 16;\n}\n", auth)
+	fmt.Fprintf(&b, "proxy_ssl_trusted_certificate %s;\n", abs(c.ECRCAFile))
+	for _, t := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&b, "%s_temp_path %s;\n", t, filepath.Join(abs(l.root), "temp", t))
+	}
+	return b.String(), nil
+}
+
+func renderListenConf(c Config) string {
+	var b strings.Builder
+	b.WriteString(generatedHeader)
+	if c.HTTPAddr != "" {
+		fmt.Fprintf(&b, "listen %s;\n", c.HTTPAddr)
+	}
+	if c.HTTPSAddr != "" {
+		fmt.Fprintf(&b, "listen %s ssl;\n", c.HTTPSAddr)
+		fmt.Fprintf(&b, "ssl_certificate %s;\nssl_certificate_key %s;\n", abs(c.TLSCertFile), abs(c.TLSKeyFile))
+	}
+	return b.String()
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	readyTimeout = 15 * time.Second
+	onceTimeout  = 3 * time.Minute
+	stopTimeout  = 15 * time.Second
+)
+
+// Run starts authsvc, writes the first token, starts nginx and the tokenwriter
+// daemon, and keeps them running until ctx ends or one of them exits. It
+// stops everything it started before it returns.
+func Run(ctx context.Context, c Config, logger *slog.Logger) error {
+	root, err := filepath.Abs(c.RunDir)
+	if err != nil {
+		return err
+	}
+	l := layout{root: root}
+	if err := l.prepare(c); err != nil {
+		return fmt.Errorf("prepare %s: %w", root, err)
+	}
+	env := childEnv(c, l)
+
+	var procs []*process
+	defer func() { stopAll(procs, logger) }()
+	exited := make(chan *process, 4)
+	start := func(name string, argv []string, stopSig os.Signal) error {
+		p, err := startProcess(c, name, argv, env, stopSig, exited)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		return nil
+	}
+
+	if err := start("authsvc", AuthsvcCommand(), syscall.SIGTERM); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, exited, authHealthCheck(c.AuthListenAddr)); err != nil {
+		return fmt.Errorf("authsvc: %w", err)
+	}
+
+	onceCtx, cancel := context.WithTimeout(ctx, onceTimeout)
+	defer cancel()
+	if err := runOnce(onceCtx, c, env); err != nil {
+		return fmt.Errorf("first token: %w", err)
+	}
+
+	if err := start("nginx", NginxCommand(l.confDir(), l.pidFile()), syscall.SIGQUIT); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, exited, nginxHealthCheck(c)); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if err := start("tokenwriter", TokenwriterCommand(), syscall.SIGTERM); err != nil {
+		return err
+	}
+	logger.Info("gateway ready", "http", c.HTTPAddr, "https", c.HTTPSAddr, "run_dir", root)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping")
+		return nil
+	case p := <-exited:
+		return fmt.Errorf("%s exited: %v", p.name, p.err)
+	}
+}
+
+// childEnv is this process's environment plus the paths that tie the three
+// processes to this instance's run directory.
+func childEnv(c Config, l layout) []string {
+	return append(os.Environ(),
+		"AUTH_LISTEN_ADDR="+c.AuthListenAddr,
+		"TOKEN_FILE="+l.tokenFile(),
+		"NGINX_TEST_COMMAND="+strings.Join(NginxTestCommand(l.confDir()), " "),
+		"NGINX_PID_FILE="+l.pidFile(),
+	)
+}
+
+func runOnce(ctx context.Context, c Config, env []string) error {
+	argv := TokenwriterOnceCommand()
+	path, err := lookBin(c, argv[0])
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	stopSig os.Signal
+	done    chan struct{}
+	err     error
+}
+
+func startProcess(c Config, name string, argv, env []string, stopSig os.Signal, exited chan<- *process) (*process, error) {
+	path, err := lookBin(c, argv[0])
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Own process group: a Ctrl-C in the terminal reaches only the runner,
+	// which stops the children in order. Pdeathsig: if the runner is killed,
+	// the children do not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, stopSig: stopSig, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+		select {
+		case exited <- p:
+		default:
+		}
+	}()
+	return p, nil
+}
+
+// lookBin finds a gateway binary in BinDir, next to this executable, or on PATH.
+func lookBin(c Config, name string) (string, error) {
+	dirs := []string{c.BinDir}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	for _, d := range dirs {
+		if d == "" || name == "nginx" {
+			continue
+		}
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}
+
+// stopAll stops the processes in reverse start order, each with its own
+// signal (nginx: SIGQUIT, a graceful stop), then kills what is left.
+func stopAll(procs []*process, logger *slog.Logger) {
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		_ = p.cmd.Process.Signal(p.stopSig)
+		select {
+		case <-p.done:
+		case <-time.After(stopTimeout):
+			logger.Warn("killing after timeout", "process", p.name)
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+}
+
+// waitReady polls check until it succeeds, a child exits, or time runs out.
+func waitReady(ctx context.Context, exited <-chan *process, check func(context.Context) error) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", readyTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p := <-exited:
+			return fmt.Errorf("%s exited: %v", p.name, p.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func authHealthCheck(listen string) func(context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	base := "http://authsvc"
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}
+	} else {
+		addr, _ := authUpstream(listen)
+		base = "http://" + addr
+	}
+	return func(ctx context.Context) error { return getOK(ctx, client, base+"/healthz") }
+}
+
+func nginxHealthCheck(c Config) func(context.Context) error {
+	return func(ctx context.Context) error {
+		addr := c.HTTPAddr
+		if addr == "" {
+			addr = c.HTTPSAddr
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		switch host {
+		case "", "0.0.0.0", "*":
+			host = "127.0.0.1"
+		case "::", "[::]":
+			host = "::1"
+		}
+		d := net.Dialer{Timeout: time.Second}
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+}
+
+func getOK(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package ldapauth
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// URL is a parsed RFC 4516 LDAP URL, as the old nginx `ldap_server { url ...; }`
+// blocks used them: ldap[s]://host[:port]/<base DN>?<attribute>?<scope>?<filter>.
+type URL struct {
+	Scheme    string // "ldap" or "ldaps"
+	Host      string // host name or IP address, without brackets
+	Port      int
+	BaseDN    string // percent-decoded, never empty
+	Attribute string // the login attribute; the first of the URL's attribute list
+	Scope     int    // ldap.ScopeBaseObject, ldap.ScopeSingleLevel or ldap.ScopeWholeSubtree
+	Filter    string // percent-decoded, always parenthesised and valid
+}
+
+// Defaults for the parts an LDAP URL may leave out. The scope default is "sub"
+// rather than RFC 4516's "base", as the nginx module behaved.
+const (
+	DefaultAttribute = "uid"
+	DefaultFilter    = "(objectClass=*)"
+	defaultLDAPPort  = 389
+	defaultLDAPSPort = 636
+)
+
+var scopeNames = map[int]string{
+	ldap.ScopeBaseObject:   "base",
+	ldap.ScopeSingleLevel:  "one",
+	ldap.ScopeWholeSubtree: "sub",
+}
+
+// attributeRe matches an attribute description: a name or numeric OID, with options.
+var attributeRe = regexp.MustCompile(`^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$`)
+
+// hostRe matches a registered name (DNS name); IP literals are checked apart.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
+
+// ParseURL parses an RFC 4516 LDAP URL. The DN and the filter are percent-decoded;
+// the port defaults to 389 (ldap) or 636 (ldaps), the attribute to uid, the scope to
+// sub and the filter to (objectClass=*). A filter without outer parentheses is
+// wrapped in them. Extensions are not supported. Errors name the offending part.
+func ParseURL(s string) (*URL, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return nil, fmt.Errorf("missing scheme in %q: want ldap://host/base or ldaps://host/base", s)
+	}
+	u := &URL{Scheme: strings.ToLower(scheme)}
+	switch u.Scheme {
+	case "ldap":
+		u.Port = defaultLDAPPort
+	case "ldaps":
+		u.Port = defaultLDAPSPort
+	default:
+		return nil, fmt.Errorf("scheme must be ldap or ldaps, got %q", scheme)
+	}
+
+	hostport, path, hasPath := strings.Cut(rest, "/")
+	if err := u.parseHostPort(hostport); err != nil {
+		return nil, err
+	}
+	if !hasPath {
+		return nil, errors.New("base DN is required: want ldap://host/<base DN>")
+	}
+
+	parts := strings.Split(path, "?")
+	if len(parts) > 5 {
+		return nil, fmt.Errorf("too many '?' separated parts (%d); a literal '?' must be written %%3F", len(parts))
+	}
+	for len(parts) < 5 {
+		parts = append(parts, "")
+	}
+	dn, err := unescape("base DN", parts[0])
+	if err != nil {
+		return nil, err
+	}
+	if dn == "" {
+		return nil, errors.New("base DN is required: want ldap://host/<base DN>")
+	}
+	if _, err := ldap.ParseDN(dn); err != nil {
+		return nil, fmt.Errorf("base DN %q: %w", dn, err)
+	}
+	u.BaseDN = dn
+
+	attrs, err := unescape("attribute", parts[1])
+	if err != nil {
+		return nil, err
+	}
+	u.Attribute = DefaultAttribute
+	if attrs != "" {
+		// The nginx module used the first attribute of the list as the login attribute.
+		for _, a := range strings.Split(attrs, ",") {
+			if !attributeRe.MatchString(a) {
+				return nil, fmt.Errorf("attribute %q is not an attribute name", a)
+			}
+		}
+		u.Attribute, _, _ = strings.Cut(attrs, ",")
+	}
+
+	u.Scope = ldap.ScopeWholeSubtree
+	switch scope := strings.ToLower(parts[2]); scope {
+	case "":
+	case "base":
+		u.Scope = ldap.ScopeBaseObject
+	case "one":
+		u.Scope = ldap.ScopeSingleLevel
+	case "sub":
+		u.Scope = ldap.ScopeWholeSubtree
+	default:
+		return nil, fmt.Errorf("scope must be base, one or sub, got %q", parts[2])
+	}
+
+	filter, err := unescape("filter", parts[3])
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case filter == "":
+		filter = DefaultFilter
+	case !strings.HasPrefix(filter, "("):
+		filter = "(" + filter + ")"
+	}
+	if _, err := ldap.CompileFilter(filter); err != nil {
+		return nil, fmt.Errorf("filter %q: %w", filter, err)
+	}
+	u.Filter = filter
+
+	if parts[4] != "" {
+		return nil, fmt.Errorf("extensions are not supported, got %q", parts[4])
+	}
+	return u, nil
+}
+
+func (u *URL) parseHostPort(hp string) error {
+	host, port := hp, ""
+	if strings.HasPrefix(hp, "[") {
+		end := strings.IndexByte(hp, ']')
+		if end < 0 {
+			return fmt.Errorf("host %q: missing ']'", hp)
+		}
+		host, port = hp[1:end], hp[end+1:]
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return fmt.Errorf("host %q is not an IPv6 address", host)
+		}
+		if port != "" {
+			if !strings.HasPrefix(port, ":") {
+				return fmt.Errorf("unexpected %q after host [%s]", port, host)
+			}
+			port = port[1:]
+		}
+	} else {
+		var hasPort bool
+		host, port, hasPort = strings.Cut(hp, ":")
+		if hasPort && port == "" {
+			return fmt.Errorf("empty port after %q", host+":")
+		}
+		if host == "" {
+			return errors.New("host is required: want ldap://host/<base DN>")
+		}
+		if !hostRe.MatchString(host) {
+			return fmt.Errorf("host %q is not a host name or IPv4 address", host)
+		}
+	}
+	u.Host = host
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+			return fmt.Errorf("port must be a number from 1 to 65535, got %q", port)
+		}
+		u.Port = n
+	}
+	return nil
+}
+
+func unescape(what, s string) (string, error) {
+	d, err := url.PathUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: bad percent-encoding: %w", what, s, err)
+	}
+	if !utf8.ValidString(d) {
+		return "", fmt.Errorf("%s %q: not valid UTF-8", what, s)
+	}
+	return d, nil
+}
+
+// Addr is host:port, ready for dialing.
+func (u *URL) Addr() string {
+	return net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
+}
+
+// String gives the URL back with every part explicit; ParseURL(u.String()) equals u.
+func (u *URL) String() string {
+	return fmt.Sprintf("%s://%s/%s?%s?%s?%s", u.Scheme, u.Addr(),
+		escape(u.BaseDN), u.Attribute, scopeNames[u.Scope], escape(u.Filter))
+}
+
+// escape percent-encodes what ParseURL would otherwise misread ('%', '?') and what
+// would make the URL unreadable in a log (spaces and control characters).
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' || c == '?' || c <= ' ' || c == 0x7f {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
