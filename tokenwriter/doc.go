@@ -14,6 +14,11 @@
 //	map "" $ecr_token_1 { default "<next ≤3000>"; }
 //	map "" $ecr_authorization { default "Basic $ecr_token_0$ecr_token_1"; }
 //
+// <host> in the comment and in $ecr_registry_host is the registry as a Host
+// header names it, with ":<port>" only when the port is not 443 (a local
+// emulator), so that `proxy_redirect https://$ecr_registry_host/` matches the
+// registry's absolute Locations; nginx strips the port for SNI and verification.
+//
 // The token is split because nginx refuses a configuration argument longer than
 // 4096 bytes. $ecr_authorization comes last, so an empty, missing or truncated
 // include leaves it undefined and `nginx -t` fails: the running configuration

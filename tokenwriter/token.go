@@ -32,6 +32,9 @@ func (Secret) String() string { return "***" }
 // GoString returns "***" quoted, for %#v.
 func (Secret) GoString() string { return `"***"` }
 
+// MarshalText keeps the secret out of JSON and other encodings.
+func (Secret) MarshalText() ([]byte, error) { return []byte("***"), nil }
+
 // LogValue keeps the secret out of slog output.
 func (Secret) LogValue() slog.Value { return slog.StringValue("***") }
 

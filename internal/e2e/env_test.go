@@ -109,7 +109,9 @@ func (e *env) start() error {
 		return fmt.Errorf("emulator: %w", err)
 	}
 	for _, r := range []string{repoName, "team-b/api"} {
-		e.emu.CreateRepository(r)
+		if err := e.emu.CreateRepository(r); err != nil {
+			return err
+		}
 	}
 	caFile := filepath.Join(e.dir, "ca.pem")
 	if err := e.ca.WriteCACert(caFile); err != nil {

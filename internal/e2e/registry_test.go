@@ -40,7 +40,7 @@ func TestPushAndPullThroughGateway(t *testing.T) {
 	alice := user(t, "alice")
 	img := multiLayerImage(t, 100<<20)
 	port := e.httpsAddr[strings.LastIndex(e.httpsAddr, ":")+1:]
-	ref, err := name.ParseReference("localhost:" + port + "/" + repoName + ":v1")
+	ref, err := name.ParseReference("127.0.0.1:" + port + "/" + repoName + ":v1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,129 @@
+package authsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
+)
+
+const (
+	// MaxHeaderBytes is generous so that an oversized Authorization header reaches
+	// the handler and gets a 401 with a challenge rather than a bare 431.
+	MaxHeaderBytes    = 64 << 10
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	// idleTimeout must outlast nginx's upstream keepalive_timeout (60s by default)
+	// so that nginx, not authsvc, closes idle keepalive connections.
+	idleTimeout     = 5 * time.Minute
+	shutdownTimeout = 10 * time.Second
+)
+
+// Run serves authsvc with cfg until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	lc, err := cfg.LDAPConfig()
+	if err != nil {
+		return err
+	}
+	client, err := ldapauth.New(lc, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := Listen(cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	srv := NewServer(NewHandler(client, cfg.Realm, logger), logger)
+	// The handler is bounded by LDAP_TIMEOUT; the write deadline must not cut it short.
+	srv.WriteTimeout = max(30*time.Second, cfg.LDAPTimeout+5*time.Second)
+	logger.Info("authsvc listening", "addr", ln.Addr().String(), "ldap_url", lc.URL.String(),
+		"bind_dn", cfg.LDAPBindDN, "require_group", cfg.LDAPRequireGroup, "realm", cfg.Realm)
+	return Serve(ctx, srv, ln)
+}
+
+// NewServer wraps h in an http.Server with the timeouts and header limit authsvc
+// needs behind nginx.
+func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve runs srv on ln until ctx ends, then shuts it down, waiting at most
+// shutdownTimeout for requests in flight.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("shutdown: %w", err), srv.Close())
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serve: %w", serr))
+	}
+	return err
+}
+
+// Listen listens on host:port, or on a unix socket for "unix:/path". A stale
+// socket file left by a dead process is removed; the socket is made 0660 so that
+// nginx's group can use it.
+func Listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		return ln, nil
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; not removing it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, 500*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("another process is listening on %s", path)
+	}
+	return os.Remove(path)
+}

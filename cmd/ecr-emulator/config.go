@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// envPrefix prefixes every environment variable; a flag overrides its variable.
+const envPrefix = "ECR_EMULATOR"
+
+// Config is the emulator's configuration. The demo credentials are public
+// on purpose: the emulator listens on loopback only and guards nothing.
+type Config struct {
+	Dir          string        `envconfig:"DIR"`                              // state dir; empty: a temporary one, removed on exit
+	Backend      string        `envconfig:"BACKEND"`                          // registry URL; empty: start docker-registry in Dir
+	AccessKey    string        `envconfig:"ACCESS_KEY" default:"demo"`        // the only access key the API accepts
+	SecretKey    secret        `envconfig:"SECRET_KEY" default:"demo-secret"` // its secret
+	Region       string        `envconfig:"REGION" default:"us-east-1"`       // SigV4 region
+	Account      string        `envconfig:"ACCOUNT" default:"123456789012"`   // registry id
+	TokenSize    int           `envconfig:"TOKEN_SIZE" default:"6400"`        // base64 token length
+	TokenTTL     time.Duration `envconfig:"TOKEN_TTL" default:"12h"`          // token lifetime
+	CAOut        string        `envconfig:"CA_OUT"`                           // write the front's CA certificate here
+	Repos        []string      `envconfig:"REPOS"`                            // repositories to create at start
+	CreateOnPush bool          `envconfig:"CREATE_ON_PUSH" default:"false"`   // create repositories on first push
+	S3Host       string        `envconfig:"S3_HOST" default:"localhost"`      // host name in blob redirects
+}
+
+// secret keeps the secret key out of logs, usage text and %v.
+type secret string
+
+func (s secret) String() string { return "***" }
+
+func (s *secret) Set(v string) error {
+	*s = secret(v)
+	return nil
+}
+
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// loadConfig reads the environment, then lets args override it.
+func loadConfig(args []string, usage io.Writer) (Config, error) {
+	var c Config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		return Config{}, fmt.Errorf("environment: %w", err)
+	}
+	fs := flag.NewFlagSet("ecr-emulator", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Dir, "dir", c.Dir, "state directory (env "+envPrefix+"_DIR; default: temporary, removed on exit)")
+	fs.StringVar(&c.Backend, "backend", c.Backend, "URL of a running registry (env "+envPrefix+"_BACKEND; default: start docker-registry)")
+	fs.StringVar(&c.AccessKey, "access-key", c.AccessKey, "accepted AWS access key id (env "+envPrefix+"_ACCESS_KEY)")
+	fs.Var(&c.SecretKey, "secret-key", "its secret access key (env "+envPrefix+"_SECRET_KEY; default demo-secret)")
+	fs.StringVar(&c.Region, "region", c.Region, "SigV4 region (env "+envPrefix+"_REGION)")
+	fs.StringVar(&c.Account, "account", c.Account, "12-digit account / registry id (env "+envPrefix+"_ACCOUNT)")
+	fs.IntVar(&c.TokenSize, "token-size", c.TokenSize, "length of the base64 authorization token (env "+envPrefix+"_TOKEN_SIZE)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "token lifetime (env "+envPrefix+"_TOKEN_TTL)")
+	fs.StringVar(&c.CAOut, "ca-out", c.CAOut, "write the registry front's CA certificate (PEM) to this path (env "+envPrefix+"_CA_OUT)")
+	fs.Func("repos", "comma-separated repositories to create (env "+envPrefix+"_REPOS)", func(v string) error {
+		c.Repos = splitList(v)
+		return nil
+	})
+	fs.BoolVar(&c.CreateOnPush, "create-on-push", c.CreateOnPush, "create missing repositories on push (env "+envPrefix+"_CREATE_ON_PUSH)")
+	fs.StringVar(&c.S3Host, "s3-host", c.S3Host, "host name, resolving to 127.0.0.1, in blob redirect URLs (env "+envPrefix+"_S3_HOST)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c.Repos = splitList(strings.Join(c.Repos, ","))
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once, naming the variable and flag.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s_%s (-%s): %s", envPrefix, name, flag, fmt.Sprintf(format, args...)))
+	}
+	if c.Backend != "" {
+		if u, err := url.Parse(c.Backend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("BACKEND", "backend", "want an http(s) URL, got %q", c.Backend)
+		}
+	}
+	if c.AccessKey == "" {
+		bad("ACCESS_KEY", "access-key", "required")
+	}
+	if c.SecretKey == "" {
+		bad("SECRET_KEY", "secret-key", "required")
+	}
+	if c.Region == "" {
+		bad("REGION", "region", "required")
+	}
+	if !accountRE.MatchString(c.Account) {
+		bad("ACCOUNT", "account", "want 12 digits, got %q", c.Account)
+	}
+	if c.TokenSize < 0 {
+		bad("TOKEN_SIZE", "token-size", "must not be negative, got %d", c.TokenSize)
+	}
+	if c.TokenTTL <= 0 {
+		bad("TOKEN_TTL", "token-ttl", "must be positive, got %v", c.TokenTTL)
+	}
+	if c.S3Host == "" || strings.ContainsAny(c.S3Host, "/:@ ") {
+		bad("S3_HOST", "s3-host", "want a host name, got %q", c.S3Host)
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,38 @@
+// Command tokenwriter keeps nginx's ECR token include current; see package tokenwriter.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/toanc/aws-ecr-ldap/tokenwriter"
+)
+
+func main() {
+	once := flag.Bool("once", false, "write one fresh token, reload nginx if it runs, and exit")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *once)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tokenwriter:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, once bool) error {
+	cfg, err := tokenwriter.Load()
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if once {
+		return tokenwriter.Once(ctx, cfg, logger)
+	}
+	return tokenwriter.Run(ctx, cfg, logger)
+}
