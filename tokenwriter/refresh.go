@@ -122,17 +122,22 @@ func (r *Refresher) Loop(ctx context.Context) error {
 func (r *Refresher) Once(ctx context.Context, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
+	var last error
 	for attempt := 0; ; attempt++ {
 		tok, err := r.Refresh(ctx)
 		if err == nil {
 			r.log.Info("ecr token written", "registry", tok.Host, "expires", tok.ExpiresAt)
 			return nil
 		}
+		if ctx.Err() != nil && last != nil {
+			err = last // the deadline cut this attempt short; the one before says why
+		}
 		delay := r.backoff.delay(attempt)
 		r.log.Warn("ecr token refresh failed", "error", err, "attempt", attempt+1, "retry_in", delay)
-		if !sleep(ctx, delay) {
+		if ctx.Err() != nil || !sleep(ctx, delay) {
 			return fmt.Errorf("no ecr token within %s: %w", within, err)
 		}
+		last = err
 	}
 }
 

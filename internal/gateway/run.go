@@ -2,17 +2,17 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/toanc/aws-ecr-ldap/authsvc"
 )
 
 const (
@@ -199,18 +199,7 @@ func waitReady(ctx context.Context, exited <-chan *process, check func(context.C
 }
 
 func authHealthCheck(listen string) func(context.Context) error {
-	client := &http.Client{Timeout: time.Second}
-	base := "http://authsvc"
-	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}}
-	} else {
-		addr, _ := authUpstream(listen)
-		base = "http://" + addr
-	}
-	return func(ctx context.Context) error { return getOK(ctx, client, base+"/healthz") }
+	return func(ctx context.Context) error { return authsvc.HealthCheck(ctx, listen) }
 }
 
 func nginxHealthCheck(c Config) func(context.Context) error {
@@ -233,20 +222,4 @@ func nginxHealthCheck(c Config) func(context.Context) error {
 		}
 		return conn.Close()
 	}
-}
-
-func getOK(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
-	}
-	return nil
 }

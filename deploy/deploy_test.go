@@ -115,6 +115,21 @@ func TestComposeCommands(t *testing.T) {
 	}
 }
 
+// authsvc's liveness check is its own -healthcheck flag (distroless has no
+// curl), and tokenwriter-init waits for it: its `nginx -t` resolves `authsvc`.
+func TestComposeAuthsvcHealth(t *testing.T) {
+	p := mustLoadCompose(t)
+	s := service(t, p, "authsvc")
+	want := []string{"CMD", "authsvc", "-healthcheck"}
+	if s.HealthCheck == nil || !slices.Equal(s.HealthCheck.Test, want) {
+		t.Errorf("healthcheck got %+v; want %q", s.HealthCheck, want)
+	}
+	init := service(t, p, "tokenwriter-init")
+	if d, ok := init.DependsOn["authsvc"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Errorf("tokenwriter-init depends_on authsvc: got %+v; want condition service_healthy", init.DependsOn)
+	}
+}
+
 func TestComposeNginx(t *testing.T) {
 	p := mustLoadCompose(t)
 	s := service(t, p, "nginx")
