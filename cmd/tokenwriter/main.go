@@ -13,9 +13,16 @@ import (
 	"github.com/toanc/aws-ecr-ldap/tokenwriter"
 )
 
+var version = "dev"
+
 func main() {
 	once := flag.Bool("once", false, "write one fresh token, reload nginx if it runs, and exit")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, *once)
 	stop()
@@ -28,9 +35,9 @@ func main() {
 func run(ctx context.Context, once bool) error {
 	cfg, err := tokenwriter.Load()
 	if err != nil {
-		return err
+		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("version", version)
 	if once {
 		return tokenwriter.Once(ctx, cfg, logger)
 	}
