@@ -8,14 +8,14 @@ CMDS := authsvc tokenwriter gateway ecr-emulator demo
 # What the tests and the demo need from Debian. Nothing here starts a service.
 DEB_PACKAGES := slapd ldap-utils nginx docker-registry skopeo ca-certificates openssl curl
 
-.PHONY: help build test test-unit test-e2e run demo deps bench clean fmt vet
+.PHONY: help build test test-e2e run demo deps bench bench-load clean fmt vet
 
 help:
 	@echo "make demo   try it: local OpenLDAP + registry + ECR emulator + the gateway"
 	@echo "make run    run the gateway natively (nginx, authsvc, tokenwriter) from the environment"
 	@echo "make test   unit and end-to-end tests (installs missing Debian packages as root)"
 	@echo "make build  build $(CMDS) into $(BIN)/"
-	@echo "make bench  Go benchmarks"
+	@echo "make bench  Go benchmarks; make bench-load: auth_request load test with wrk"
 
 build:
 	@mkdir -p $(BIN)
@@ -48,6 +48,11 @@ test-e2e: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-load: auth_request throughput through nginx with wrk (BENCHMARKS.md).
+bench-load: deps
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk"; exit 1; }
+	LOADTEST=1 $(GO) test -count=1 -v -run TestAuthRequestLoad ./internal/loadtest/
 
 # run: the gateway natively, in the foreground, configured by the environment
 # (see README). Stop it with Ctrl-C.
