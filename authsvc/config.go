@@ -36,17 +36,19 @@ type env struct {
 
 // Config is authsvc's configuration. Each field names its environment variable.
 type Config struct {
-	LDAPURL                  string        // LDAP_URL, RFC 4516 (required)
+	LDAPURL                  string        // LDAP_URL, RFC 4516, several separated by spaces (required)
 	LDAPBindDN               string        // LDAP_BIND_DN, the service account
 	LDAPBindPassword         Secret        // LDAP_BIND_PASSWORD
 	LDAPBindPasswordFile     string        // LDAP_BIND_PASSWORD_FILE, read once at start
-	LDAPRequireGroup         string        // LDAP_REQUIRE_GROUP, a group DN
+	LDAPRequireGroup         string        // LDAP_REQUIRE_GROUP, group DNs separated by ';' (any of them)
 	LDAPGroupMemberAttribute string        // LDAP_GROUP_MEMBER_ATTRIBUTE: member, uniqueMember or memberUid
 	LDAPDialTimeout          time.Duration // LDAP_DIAL_TIMEOUT, each connect
 	LDAPTimeout              time.Duration // LDAP_TIMEOUT, one whole authentication
 	ListenAddr               string        // AUTH_LISTEN_ADDR: host:port or unix:/path
 	Realm                    string        // AUTH_REALM, in the Basic challenge
 	LogLevel                 string        // LOG_LEVEL: debug, info, warn or error
+	Directory                LDAPDirectory // LDAP_PRESET, LDAP_*TLS*, LDAP_POOL_*, LDAP_GROUP_*, ...: see LDAPDirectory
+	Service                  ServiceConfig // AUTH_CACHE_*, AUTH_GRACE_PERIOD, AUTH_MAX_FAILURES*, AUTH_METRICS_ADDR: config_service.go
 
 	passwordFromFile bool // LDAPBindPassword was read from LDAPBindPasswordFile
 }
@@ -95,6 +97,8 @@ func LoadConfig() (Config, error) {
 		}
 		*d.dst = v
 	}
+	errs = append(errs, cfg.Directory.load(failed)...)
+	errs = append(errs, cfg.Service.load(failed)...)
 	for _, p := range cfg.problems() {
 		if !failed[p.name] {
 			errs = append(errs, p)
@@ -139,9 +143,10 @@ func (c Config) problems() []problem {
 
 	if c.LDAPURL == "" {
 		add("LDAP_URL", "required, e.g. ldap://ldap.corp:389/ou=people,dc=corp,dc=com?uid?sub?(objectClass=inetOrgPerson)")
-	} else if _, err := ldapauth.ParseURL(c.LDAPURL); err != nil {
+	} else if _, err := ldapauth.ParseURLs(c.LDAPURL); err != nil {
 		add("LDAP_URL", "%v", err)
 	}
+	ps = append(ps, c.Directory.problems(c)...)
 
 	hasPassword := c.LDAPBindPassword != "" && !c.passwordFromFile
 	hasFile := c.LDAPBindPasswordFile != ""
@@ -158,10 +163,14 @@ func (c Config) problems() []problem {
 			add("LDAP_BIND_DN", "not a DN: %v", err)
 		}
 	}
-	if c.LDAPRequireGroup != "" {
-		if _, err := ldap.ParseDN(c.LDAPRequireGroup); err != nil {
-			add("LDAP_REQUIRE_GROUP", "not a DN: %v", err)
+	var badGroups []string
+	for _, g := range RequiredGroups(c.LDAPRequireGroup) {
+		if _, err := ldap.ParseDN(g); err != nil {
+			badGroups = append(badGroups, fmt.Sprintf("%q: %v", g, err))
 		}
+	}
+	if len(badGroups) > 0 {
+		add("LDAP_REQUIRE_GROUP", "not a DN (separate several with ';'): %s", strings.Join(badGroups, "; "))
 	}
 	switch strings.ToLower(c.LDAPGroupMemberAttribute) {
 	case "member", "uniquemember", "memberuid":
@@ -183,6 +192,7 @@ func (c Config) problems() []problem {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("LOG_LEVEL", "%v", err)
 	}
+	ps = append(ps, c.Service.problems()...)
 	return ps
 }
 
@@ -227,20 +237,197 @@ func (c Config) Level() slog.Level {
 }
 
 // LDAPConfig turns c into the LDAP client's configuration.
+// It reads the TLS files. Metrics is left nil for the caller to set.
 func (c Config) LDAPConfig() (ldapauth.Config, error) {
-	u, err := ldapauth.ParseURL(c.LDAPURL)
+	urls, err := ldapauth.ParseURLs(c.LDAPURL)
 	if err != nil {
 		return ldapauth.Config{}, problem{"LDAP_URL", err.Error()}
 	}
+	d := c.Directory
+	preset, err := ldapauth.ParsePreset(d.Preset)
+	if err != nil {
+		return ldapauth.Config{}, problem{"LDAP_PRESET", err.Error()}
+	}
+	membership, err := ldapauth.ParseMembership(d.GroupMembership)
+	if err != nil {
+		return ldapauth.Config{}, problem{"LDAP_GROUP_MEMBERSHIP", err.Error()}
+	}
+	tlsCfg, err := ldapauth.NewTLSConfig(ldapauth.TLSOptions{CAFile: d.CAFile, CertFile: d.ClientCertFile,
+		KeyFile: d.ClientKeyFile, InsecureSkipVerify: d.InsecureSkipVerify})
+	if err != nil {
+		return ldapauth.Config{}, problem{"LDAP_CA_FILE", err.Error()}
+	}
 	return ldapauth.Config{
-		URL:                  u,
+		URLs:                 urls,
+		URL:                  urls[0],
 		BindDN:               c.LDAPBindDN,
 		BindPassword:         c.LDAPBindPassword.Reveal(),
-		RequireGroup:         c.LDAPRequireGroup,
+		Preset:               preset,
+		RequireGroups:        RequiredGroups(c.LDAPRequireGroup),
+		GroupBaseDN:          d.GroupBase,
+		GroupFilter:          d.GroupFilter,
 		GroupMemberAttribute: c.LDAPGroupMemberAttribute,
+		GroupMembership:      membership,
+		NestedGroups:         d.NestedGroups,
+		ADDomain:             d.ADDomain,
 		DialTimeout:          c.LDAPDialTimeout,
 		Timeout:              c.LDAPTimeout,
+		StartTLS:             d.StartTLS,
+		TLSConfig:            tlsCfg,
+		PoolSize:             d.PoolSize,
+		PoolIdleTimeout:      d.PoolIdleTimeout,
 	}, nil
+}
+
+// RequiredGroups splits LDAP_REQUIRE_GROUP: DNs separated by ';' (DNs contain
+// commas), surrounding spaces trimmed, empty items dropped.
+func RequiredGroups(s string) []string {
+	var out []string
+	for _, g := range strings.Split(s, ";") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// LDAPDirectory holds the LDAP variables of several servers, TLS, the
+// connection pool, groups and presets. Zero values mean ldapauth's defaults.
+type LDAPDirectory struct {
+	Preset             string        // LDAP_PRESET: activedirectory, okta or openldap
+	StartTLS           bool          // LDAP_START_TLS: upgrade ldap:// URLs, never fall back
+	CAFile             string        // LDAP_CA_FILE: PEM bundle, instead of the system roots
+	ClientCertFile     string        // LDAP_CLIENT_CERT_FILE
+	ClientKeyFile      string        // LDAP_CLIENT_KEY_FILE
+	InsecureSkipVerify bool          // LDAP_INSECURE_SKIP_VERIFY: logged as a warning
+	PoolSize           int           // LDAP_POOL_SIZE: default 8 per pool
+	PoolIdleTimeout    time.Duration // LDAP_POOL_IDLE_TIMEOUT: default 1m
+	GroupBase          string        // LDAP_GROUP_BASE: default the LDAP_URL base DN
+	GroupFilter        string        // LDAP_GROUP_FILTER: default (objectClass=*)
+	GroupMembership    string        // LDAP_GROUP_MEMBERSHIP: entries (default) or memberof
+	NestedGroups       bool          // LDAP_NESTED_GROUPS
+	ADDomain           string        // LDAP_AD_DOMAIN: the only domain accepted in DOMAIN\user
+}
+
+type directoryEnv struct {
+	Preset             string `envconfig:"LDAP_PRESET"`
+	StartTLS           string `envconfig:"LDAP_START_TLS"`
+	CAFile             string `envconfig:"LDAP_CA_FILE"`
+	ClientCertFile     string `envconfig:"LDAP_CLIENT_CERT_FILE"`
+	ClientKeyFile      string `envconfig:"LDAP_CLIENT_KEY_FILE"`
+	InsecureSkipVerify string `envconfig:"LDAP_INSECURE_SKIP_VERIFY"`
+	PoolSize           string `envconfig:"LDAP_POOL_SIZE"`
+	PoolIdleTimeout    string `envconfig:"LDAP_POOL_IDLE_TIMEOUT"`
+	GroupBase          string `envconfig:"LDAP_GROUP_BASE"`
+	GroupFilter        string `envconfig:"LDAP_GROUP_FILTER"`
+	GroupMembership    string `envconfig:"LDAP_GROUP_MEMBERSHIP"`
+	NestedGroups       string `envconfig:"LDAP_NESTED_GROUPS"`
+	ADDomain           string `envconfig:"LDAP_AD_DOMAIN"`
+}
+
+// load reads the directory variables; values that do not parse are reported
+// and marked failed so that problems() does not report them twice.
+func (d *LDAPDirectory) load(failed map[string]bool) []error {
+	var e directoryEnv
+	if err := envconfig.Process("", &e); err != nil {
+		return []error{fmt.Errorf("read environment: %w", err)}
+	}
+	*d = LDAPDirectory{Preset: e.Preset, CAFile: e.CAFile, ClientCertFile: e.ClientCertFile,
+		ClientKeyFile: e.ClientKeyFile, GroupBase: e.GroupBase, GroupFilter: e.GroupFilter,
+		GroupMembership: e.GroupMembership, ADDomain: e.ADDomain}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, problem{name, fmt.Sprintf(format, args...)})
+		failed[name] = true
+	}
+	for _, b := range []struct {
+		name, value string
+		dst         *bool
+	}{
+		{"LDAP_START_TLS", e.StartTLS, &d.StartTLS},
+		{"LDAP_INSECURE_SKIP_VERIFY", e.InsecureSkipVerify, &d.InsecureSkipVerify},
+		{"LDAP_NESTED_GROUPS", e.NestedGroups, &d.NestedGroups},
+	} {
+		if b.value == "" {
+			continue
+		}
+		v, err := strconv.ParseBool(b.value)
+		if err != nil {
+			bad(b.name, "must be true or false, got %q", b.value)
+			continue
+		}
+		*b.dst = v
+	}
+	if e.PoolSize != "" {
+		n, err := strconv.Atoi(e.PoolSize)
+		if err != nil {
+			bad("LDAP_POOL_SIZE", "not a number, got %q", e.PoolSize)
+		}
+		d.PoolSize = n
+	}
+	if e.PoolIdleTimeout != "" {
+		v, err := time.ParseDuration(e.PoolIdleTimeout)
+		if err != nil {
+			bad("LDAP_POOL_IDLE_TIMEOUT", "not a duration such as 30s or 5m, got %q", e.PoolIdleTimeout)
+		}
+		d.PoolIdleTimeout = v
+	}
+	return errs
+}
+
+func (d LDAPDirectory) problems(c Config) []problem {
+	var ps []problem
+	add := func(name, format string, args ...any) {
+		ps = append(ps, problem{name, fmt.Sprintf(format, args...)})
+	}
+	preset, err := ldapauth.ParsePreset(d.Preset)
+	if err != nil {
+		add("LDAP_PRESET", "%v", err)
+	}
+	if d.ADDomain != "" && err == nil && preset != ldapauth.PresetActiveDirectory {
+		add("LDAP_AD_DOMAIN", "needs LDAP_PRESET=activedirectory")
+	}
+	if d.CAFile != "" {
+		if _, err := ldapauth.NewTLSConfig(ldapauth.TLSOptions{CAFile: d.CAFile}); err != nil {
+			add("LDAP_CA_FILE", "%v", err)
+		}
+	}
+	switch {
+	case d.ClientCertFile != "" && d.ClientKeyFile == "":
+		add("LDAP_CLIENT_KEY_FILE", "required with LDAP_CLIENT_CERT_FILE")
+	case d.ClientCertFile == "" && d.ClientKeyFile != "":
+		add("LDAP_CLIENT_CERT_FILE", "required with LDAP_CLIENT_KEY_FILE")
+	case d.ClientCertFile != "":
+		if _, err := ldapauth.NewTLSConfig(ldapauth.TLSOptions{CertFile: d.ClientCertFile, KeyFile: d.ClientKeyFile}); err != nil {
+			add("LDAP_CLIENT_CERT_FILE", "%v", err)
+		}
+	}
+	if d.PoolSize < 0 || d.PoolSize > 1000 {
+		add("LDAP_POOL_SIZE", "must be from 1 to 1000 (0 or unset: 8), got %d", d.PoolSize)
+	}
+	if d.PoolIdleTimeout < 0 {
+		add("LDAP_POOL_IDLE_TIMEOUT", "must not be negative, got %s", d.PoolIdleTimeout)
+	}
+	if d.GroupBase != "" {
+		if _, err := ldap.ParseDN(d.GroupBase); err != nil {
+			add("LDAP_GROUP_BASE", "not a DN: %v", err)
+		}
+	}
+	if f := d.GroupFilter; f != "" {
+		if !strings.HasPrefix(f, "(") {
+			f = "(" + f + ")"
+		}
+		if _, err := ldap.CompileFilter(f); err != nil {
+			add("LDAP_GROUP_FILTER", "%v", err)
+		}
+	}
+	if _, err := ldapauth.ParseMembership(d.GroupMembership); err != nil {
+		add("LDAP_GROUP_MEMBERSHIP", "%v", err)
+	}
+	if d.NestedGroups && strings.EqualFold(c.LDAPGroupMemberAttribute, "memberUid") && preset == ldapauth.PresetActiveDirectory {
+		add("LDAP_NESTED_GROUPS", "Active Directory nesting needs LDAP_GROUP_MEMBER_ATTRIBUTE=member")
+	}
+	return ps
 }
 
 // applyDefaultsToEmpty gives a variable that is set but empty its default, as if

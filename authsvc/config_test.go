@@ -41,6 +41,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		LDAPURL: goodURL, LDAPGroupMemberAttribute: "member",
 		LDAPDialTimeout: 5 * time.Second, LDAPTimeout: 10 * time.Second,
 		ListenAddr: "127.0.0.1:9000", Realm: "aws-ecr-ldap", LogLevel: "info",
+		Service: defaultServiceConfig,
 	}
 	if cfg != want {
 		t.Errorf("LoadConfig:\n got %+v\nwant %+v", cfg, want)

@@ -4,11 +4,77 @@
 // The contract with nginx (GET /auth, keepalive upstream):
 //
 //	204  allowed; X-Auth-Request-User: <name as the directory spells it>
-//	401  missing, malformed or wrong credentials; WWW-Authenticate: Basic realm="<AUTH_REALM>", charset="UTF-8"
+//	401  missing, malformed or wrong credentials, or too many failed logins;
+//	     WWW-Authenticate: Basic realm="<AUTH_REALM>", charset="UTF-8"
 //	403  authenticated but not in the required group
 //	503  LDAP unreachable, timed out or misconfigured (never 401: an outage must not look like a wrong password)
 //
 // nginx passes the client's Authorization header and X-Original-Method,
-// X-Original-URI and X-Real-IP, which are only logged. GET /healthz answers 200
-// without touching LDAP.
+// X-Original-URI and X-Real-IP. GET /healthz answers 200 without touching LDAP;
+// GET /readyz answers 200 when an LDAP server answers a ping (one ping per 5 s at
+// most, shared by concurrent probes), else 503. With AUTH_METRICS_ADDR set,
+// Prometheus metrics are served on that separate listener at /metrics.
+//
+// # Credential cache
+//
+// A login LDAP accepted is trusted for AUTH_CACHE_TTL (default 5m; 0 turns the
+// cache off) under a key that is HMAC-SHA256(len(user) ‖ user ‖ len(password) ‖
+// password) with a random key drawn at start: nothing stored can be turned back
+// into a password, and a restart forgets everything. A hit does not extend the
+// TTL. Only successes are cached. A changed password is a new key, so it goes to
+// LDAP at once; the old password keeps working from the cache until its TTL ends,
+// which is the price of a cache (keep the TTL short). A 403 is not cached: a user
+// added to the group gets in on the next request, and a 403 ends a docker session
+// at once, so there is no stream of them to save. At most AUTH_CACHE_SIZE
+// credentials are kept; the least recently used go first. Concurrent requests with
+// the same uncached credentials share one LDAP check (singleflight on the same
+// key); a success is cached before the group ends, so a docker push with fresh
+// credentials costs one bind.
+//
+// # Failed logins
+//
+// A wrong password or an unknown user (the two are never told apart) counts as a
+// failure in three leaky buckets, each holding up to N failures and draining
+// evenly over AUTH_FAILURE_WINDOW (default 5m):
+//
+//   - the username from one client address, N = AUTH_MAX_FAILURES (10);
+//   - all usernames from one address, N = AUTH_MAX_FAILURES_PER_IP (50), against
+//     password spraying;
+//   - the username from any address, N = AUTH_MAX_FAILURES_PER_USER (30), against
+//     guessing spread over many addresses. It does not apply at an address where
+//     that user logged in successfully within the last 24 hours.
+//
+// While a bucket is full, attempts it covers are answered 401 with the challenge,
+// exactly like a wrong password, without asking LDAP; a refused attempt adds
+// nothing, so after the burst one more attempt is allowed every window/N and the
+// count is empty one window after the last real failure. One WARN line is logged
+// when a bucket fills. Not 429: nginx turns any auth_request status but 401 and 403
+// into a 500. The username is folded (lower case, spaces trimmed) for counting,
+// the client address is X-Real-IP, which only nginx can set on this listener.
+//
+// Checks run in this order: malformed credentials → 401; cache hit → 204 (the
+// password is proven, so no limit applies); limits → 401; LDAP. So an attacker
+// cannot lock a user out of a cached, correct password, cannot lock the user out
+// at another address with attempts from one address (those fill only their own
+// buckets), and cannot lock a user out of an address where the user has logged in
+// lately. A distributed attack can keep the per-user bucket full for addresses the
+// user has not used before, for as long as it goes on; that is the trade against
+// unlimited distributed guessing. Every table is bounded (100 000 keys each).
+//
+// # Outages
+//
+// With AUTH_GRACE_PERIOD set (default 0, off; it must exceed AUTH_CACHE_TTL),
+// verified credentials are kept that long, and while LDAP is unavailable a request
+// whose exact credentials were verified within the period is allowed, logged at
+// WARN "ldap unavailable; allowing from grace cache". Everyone else gets 503. The
+// next success once LDAP is back refreshes the entry.
+//
+// # Logs
+//
+// One JSON line per decision: decision (allow, deny_401, deny_403, error,
+// limited), status, user (the directory's spelling when known), client_ip,
+// method, uri, cache (hit, miss, grace), duration, reason. Never the password,
+// the Authorization header or anything derived from them. With
+// AUTH_LOG_CACHE_HITS=false, allowed cache hits are logged at debug level: the
+// line is most of a hit's cost, and nginx's access log already has them.
 package authsvc

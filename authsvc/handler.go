@@ -3,10 +3,14 @@ package authsvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
 )
@@ -29,21 +33,86 @@ const (
 	maxLoggedURI  = 1024
 )
 
-// NewHandler serves /auth (any method) and /healthz. realm goes into the Basic
-// challenge; Config.Validate keeps it to printable ASCII without quotes.
+// Options configure the /auth handler beyond the authenticator. The zero
+// value is a plain handler: no cache, no limits, no grace, no metrics.
+type Options struct {
+	Realm  string       // AUTH_REALM, in the Basic challenge
+	Logger *slog.Logger // nil discards
+	// Metrics records decisions, latency, cache and limiter counts; nil
+	// records into a registry nobody reads.
+	Metrics *Metrics
+	// Pinger answers /readyz; nil makes /readyz answer like /healthz.
+	Pinger Pinger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	CacheTTL    time.Duration // AUTH_CACHE_TTL: how long a verified login is trusted; 0 = no cache
+	CacheSize   int           // AUTH_CACHE_SIZE: most credentials remembered
+	GracePeriod time.Duration // AUTH_GRACE_PERIOD: how long a verified login survives an LDAP outage; 0 = off
+	Limits      Limits        // failed-login limits; zero = off
+	// QuietHits logs allowed cache hits at debug level instead of info
+	// (AUTH_LOG_CACHE_HITS=false): the JSON line is most of a hit's cost, and
+	// nginx's access log already records each request with its user.
+	QuietHits bool
+}
+
+// NewHandler serves /auth (any method), /healthz and /readyz with no cache, no
+// limits and no grace. realm goes into the Basic challenge; Config.Validate
+// keeps it to printable ASCII without quotes.
 func NewHandler(auth Authenticator, realm string, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	return NewHandlerWith(auth, Options{Realm: realm, Logger: logger})
+}
+
+// NewHandlerWith serves /auth, /healthz and /readyz as configured by opts.
+func NewHandlerWith(auth Authenticator, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	h := &authHandler{
 		auth:      auth,
-		challenge: `Basic realm="` + quoteEscape(realm) + `", charset="UTF-8"`,
-		logger:    logger,
+		challenge: []string{`Basic realm="` + quoteEscape(opts.Realm) + `", charset="UTF-8"`},
+		logger:    opts.Logger,
+		now:       opts.Now,
+		metrics:   opts.Metrics,
+		keys:      newKeyer(),
+		grace:     opts.GracePeriod,
+		hitLevel:  slog.LevelInfo,
+	}
+	if opts.QuietHits {
+		h.hitLevel = slog.LevelDebug
+	}
+	if opts.CacheTTL > 0 || opts.GracePeriod > 0 {
+		h.cache = newCredCache(opts.CacheTTL, opts.GracePeriod, opts.CacheSize, opts.Metrics)
+	}
+	if opts.Limits.enabled() {
+		h.limiter = newLimiter(opts.Limits)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/auth", h)
 	mux.HandleFunc("/healthz", healthz)
-	return mux
+	mux.Handle("/readyz", &readiness{pinger: opts.Pinger, now: opts.Now, logger: opts.Logger})
+	return router{auth: h, mux: mux}
+}
+
+// router sends /auth, every request nginx makes, straight to its handler and
+// the rest through the mux: pattern matching is a fifth of a warm hit.
+type router struct {
+	auth *authHandler
+	mux  *http.ServeMux
+}
+
+func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/auth" {
+		rt.auth.ServeHTTP(w, r)
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {
@@ -53,82 +122,211 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 
 type authHandler struct {
 	auth      Authenticator
-	challenge string
+	challenge []string // the WWW-Authenticate value, shared by every 401
 	logger    *slog.Logger
+	now       func() time.Time
+	metrics   *Metrics
+	keys      *keyer
+	cache     *credCache // nil: no cache and no grace
+	grace     time.Duration
+	limiter   *limiter // nil: no limits
+	flights   singleflight.Group
+	hitLevel  slog.Level // of the line for an allowed cache hit
 }
+
+// How a request was answered with respect to the cache, for the log line.
+const (
+	cacheNone  = ""      // no credentials to look up
+	cacheHit   = "hit"   // answered from the cache
+	cacheMiss  = "miss"  // asked LDAP (or refused by the limiter)
+	cacheGrace = "grace" // LDAP unavailable; allowed from the grace cache
+)
 
 // decision is what one /auth request came to, for its single log line.
 type decision struct {
 	status int
-	user   string
+	result string   // resultAllow, resultDeny401, ...
+	user   string   // canonical when known, else as given
+	header []string // X-Auth-Request-User on 204
+	cache  string   // cacheHit, ...
+	shared bool     // waited for another request's identical LDAP check
 	reason error
 }
 
+// Header values shared by every response; net/http only reads them.
+var noStore = []string{"no-store"}
+
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	d := h.decide(r)
+	start := h.now()
+	d := h.decide(r, start)
+	hdr := w.Header()
 	switch d.status {
 	case http.StatusNoContent:
-		w.Header().Set(UserHeader, d.user)
+		hdr[UserHeader] = d.header
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", h.challenge)
+		hdr["Www-Authenticate"] = h.challenge
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	hdr["Cache-Control"] = noStore
 	w.WriteHeader(d.status)
-	h.log(r, d, time.Since(start))
+	elapsed := h.now().Sub(start)
+	h.metrics.decisions[d.result].Inc()
+	if d.cache == cacheHit {
+		h.metrics.latencyHit.Observe(elapsed.Seconds())
+	} else {
+		h.metrics.latencyMiss.Observe(elapsed.Seconds())
+	}
+	h.log(r, d, elapsed)
 }
 
-func (h *authHandler) decide(r *http.Request) decision {
+func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 	var header string
-	switch values := r.Header.Values("Authorization"); len(values) {
+	switch values := r.Header["Authorization"]; len(values) {
 	case 0:
 	case 1:
 		header = values[0]
 	default:
-		return decision{status: http.StatusUnauthorized, reason: errSeveralHeaders}
+		return decision{status: http.StatusUnauthorized, result: resultDeny401, reason: errSeveralHeaders}
 	}
 	user, password, err := parseBasic(header)
 	if err != nil {
-		return decision{status: http.StatusUnauthorized, reason: err}
+		return decision{status: http.StatusUnauthorized, result: resultDeny401, reason: err}
 	}
-	id, err := h.auth.Authenticate(r.Context(), user, password)
+	key := h.keys.key(user, password)
+	if h.cache != nil {
+		if e, ok := h.cache.get(key, now); ok {
+			h.metrics.cacheHits.Inc()
+			return decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name, header: e.userHeader, cache: cacheHit}
+		}
+		h.metrics.cacheMisses.Inc()
+	}
+
+	addr := firstHeader(r.Header, "X-Real-Ip")
+	if h.limiter != nil {
+		if scope, ok := h.limiter.allow(user, addr, now); !ok {
+			// The same answer as a wrong password: nginx turns a 429 into a 500,
+			// and a different answer would tell an attacker something.
+			return decision{status: http.StatusUnauthorized, result: resultLimited, user: user, cache: cacheMiss,
+				reason: fmt.Errorf("%w (%s)", errLimited, scope)}
+		}
+	}
+
+	id, err, shared := h.check(r.Context(), key, user, password)
+	d := decision{user: user, cache: cacheMiss, shared: shared, reason: err}
 	switch {
 	case err == nil:
-		return decision{status: http.StatusNoContent, user: id.Name}
+		if h.limiter != nil {
+			h.limiter.success(user, addr, h.now())
+		}
+		d.status, d.result, d.user, d.header = http.StatusNoContent, resultAllow, id.Name, []string{id.Name}
 	case errors.Is(err, ldapauth.ErrUnavailable):
-		return decision{status: http.StatusServiceUnavailable, user: user, reason: err}
+		if h.grace > 0 {
+			if e, ok := h.cache.graceGet(key, now); ok {
+				h.metrics.graceAllows.Inc()
+				return decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name, header: e.userHeader,
+					cache: cacheGrace, shared: shared, reason: err}
+			}
+		}
+		d.status, d.result = http.StatusServiceUnavailable, resultError
 	case errors.Is(err, ldapauth.ErrInvalidCredentials):
-		return decision{status: http.StatusUnauthorized, user: user, reason: err}
+		if h.limiter != nil {
+			for _, scope := range h.limiter.failure(user, addr, h.now()) {
+				h.metrics.trips[scope].Inc()
+				h.logger.LogAttrs(r.Context(), slog.LevelWarn, "failed-login limit reached; further attempts refused without asking ldap",
+					slog.String("scope", scope), slog.String("user", clip(user, maxLoggedUser)),
+					slog.String("client_ip", clip(addr, 64)), slog.Duration("window", h.limiter.limits.Window))
+			}
+		}
+		d.status, d.result = http.StatusUnauthorized, resultDeny401
 	case errors.Is(err, ldapauth.ErrForbidden):
-		return decision{status: http.StatusForbidden, user: user, reason: err}
+		// Not cached: group changes take effect on the next request, and a 403
+		// ends a docker session at once, so there is no stream of them to save.
+		d.status, d.result = http.StatusForbidden, resultDeny403
 	default:
-		return decision{status: http.StatusServiceUnavailable, user: user, reason: err}
+		d.status, d.result = http.StatusServiceUnavailable, resultError
+	}
+	return d
+}
+
+// errLimited is the logged reason of a request refused by the limiter.
+var errLimited = errors.New("too many failed logins; not asking ldap")
+
+// check asks the authenticator, sharing one call among concurrent requests
+// with the same credentials. The call runs without the caller's cancellation
+// (the authenticator has its own timeout), so that one impatient client does
+// not fail the others waiting on it; a success is cached before the group
+// ends, so a request arriving later finds the cache.
+func (h *authHandler) check(ctx context.Context, key credKey, user, password string) (ldapauth.Identity, error, bool) {
+	led := false
+	ch := h.flights.DoChan(string(key[:]), func() (any, error) {
+		led = true
+		if h.cache != nil {
+			// A request that missed the cache just as an earlier group for the
+			// same credentials ended finds that group's answer here.
+			if e, ok := h.cache.get(key, h.now()); ok {
+				return e.id, nil
+			}
+		}
+		h.metrics.ldapChecks.Inc()
+		id, err := h.auth.Authenticate(context.WithoutCancel(ctx), user, password)
+		if err == nil && h.cache != nil {
+			h.cache.put(key, id, h.now())
+		}
+		return id, err
+	})
+	select {
+	case res := <-ch:
+		if !led {
+			h.metrics.shared.Inc()
+		}
+		id, _ := res.Val.(ldapauth.Identity)
+		return id, res.Err, !led
+	case <-ctx.Done():
+		return ldapauth.Identity{}, fmt.Errorf("%w: request ended while waiting: %w", ldapauth.ErrUnavailable, context.Cause(ctx)), false
 	}
 }
 
-func (h *authHandler) log(r *http.Request, d decision, elapsed time.Duration) {
-	level, verdict := slog.LevelInfo, "allow"
-	switch d.status {
-	case http.StatusUnauthorized:
-		verdict = "deny"
-	case http.StatusForbidden:
-		verdict = "forbidden"
-	case http.StatusServiceUnavailable:
-		level, verdict = slog.LevelError, "error"
+func firstHeader(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
 	}
-	attrs := []slog.Attr{
-		slog.String("decision", verdict),
+	return ""
+}
+
+func (h *authHandler) log(r *http.Request, d decision, elapsed time.Duration) {
+	level, msg := slog.LevelInfo, "auth decision"
+	switch {
+	case d.cache == cacheHit:
+		level = h.hitLevel
+	case d.cache == cacheGrace:
+		level, msg = slog.LevelWarn, "ldap unavailable; allowing from grace cache"
+	case d.status == http.StatusServiceUnavailable:
+		level = slog.LevelError
+	}
+	if !h.logger.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("decision", d.result),
 		slog.Int("status", d.status),
 		slog.String("user", clip(d.user, maxLoggedUser)),
-		slog.String("client_ip", clip(r.Header.Get("X-Real-IP"), 64)),
-		slog.String("method", clip(r.Header.Get("X-Original-Method"), 32)),
-		slog.String("uri", clip(r.Header.Get("X-Original-URI"), maxLoggedURI)),
-		slog.Duration("elapsed", elapsed),
+		slog.String("client_ip", clip(firstHeader(r.Header, "X-Real-Ip"), 64)),
+		slog.String("method", clip(firstHeader(r.Header, "X-Original-Method"), 32)),
+		slog.String("uri", clip(firstHeader(r.Header, "X-Original-Uri"), maxLoggedURI)),
+		slog.String("cache", d.cache),
+		slog.Duration("duration", elapsed),
+		{},
+		{},
+	}
+	n := 8
+	if d.shared {
+		attrs[n] = slog.Bool("shared", true)
+		n++
 	}
 	if d.reason != nil {
-		attrs = append(attrs, slog.String("reason", d.reason.Error()))
+		attrs[n] = slog.String("reason", d.reason.Error())
+		n++
 	}
-	h.logger.LogAttrs(r.Context(), level, "auth decision", attrs...)
+	h.logger.LogAttrs(r.Context(), level, msg, attrs[:n]...)
 }
 
 // clip shortens s for a log line and makes it valid UTF-8.

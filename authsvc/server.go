@@ -11,6 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
 )
 
@@ -26,26 +30,53 @@ const (
 	shutdownTimeout = 10 * time.Second
 )
 
-// Run serves authsvc with cfg until ctx ends, then shuts down gracefully.
+// Run serves authsvc with cfg until ctx ends, then shuts down gracefully. With
+// AUTH_METRICS_ADDR set it also serves /metrics there.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	lc, err := cfg.LDAPConfig()
 	if err != nil {
 		return err
 	}
+	// One registry for the process, never the default one: the LDAP client's
+	// metrics (latency, pool, server health) and the handler's go on it.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lc.Metrics = ldapauth.NewMetrics(reg)
 	client, err := ldapauth.New(lc, logger)
 	if err != nil {
 		return err
 	}
+	opts := cfg.Service.handlerOptions(cfg.Realm, logger, NewMetrics(reg))
+	opts.Pinger = client
 	ln, err := Listen(cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
-	srv := NewServer(NewHandler(client, cfg.Realm, logger), logger)
+	var metricsLn net.Listener
+	if cfg.Service.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Service.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+	}
+	srv := NewServer(NewHandlerWith(client, opts), logger)
 	// The handler is bounded by LDAP_TIMEOUT; the write deadline must not cut it short.
 	srv.WriteTimeout = max(30*time.Second, cfg.LDAPTimeout+5*time.Second)
 	logger.Info("authsvc listening", "addr", ln.Addr().String(), "ldap_url", lc.URL.String(),
-		"bind_dn", cfg.LDAPBindDN, "require_group", cfg.LDAPRequireGroup, "realm", cfg.Realm)
-	return Serve(ctx, srv, ln)
+		"bind_dn", cfg.LDAPBindDN, "require_group", cfg.LDAPRequireGroup, "realm", cfg.Realm,
+		"cache_ttl", cfg.Service.CacheTTL, "cache_size", cfg.Service.CacheSize, "grace_period", cfg.Service.GracePeriod,
+		"max_failures", cfg.Service.MaxFailures, "max_failures_per_user", cfg.Service.MaxFailuresPerUser,
+		"max_failures_per_ip", cfg.Service.MaxFailuresPerIP, "failure_window", cfg.Service.FailureWindow,
+		"metrics_addr", cfg.Service.MetricsAddr)
+
+	// Either server failing stops both.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return Serve(gctx, srv, ln) })
+	if metricsLn != nil {
+		msrv := NewServer(MetricsHandler(reg), logger)
+		g.Go(func() error { return Serve(gctx, msrv, metricsLn) })
+	}
+	return g.Wait()
 }
 
 // NewServer wraps h in an http.Server with the timeouts and header limit authsvc

@@ -5,10 +5,13 @@
 //	authsvc               serve
 //	authsvc -healthcheck  exit 0 if the authsvc at AUTH_LISTEN_ADDR is alive
 //	authsvc -version      print the version
+//	authsvc check [-password-stdin] [username]
+//	                      check the LDAP configuration, every server, and a user
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,9 +35,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var err error
-	if *healthcheck {
+	switch {
+	case *healthcheck:
 		err = check(ctx)
-	} else {
+	case flag.Arg(0) == "check":
+		err = checkLDAP(ctx, flag.Args()[1:])
+	case flag.NArg() > 0:
+		err = fmt.Errorf("unknown command %q (want check, or no command to serve)", flag.Arg(0))
+	default:
 		err = run(ctx)
 	}
 	stop()
@@ -61,4 +69,38 @@ func check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return authsvc.HealthCheck(ctx, addr)
+}
+
+// checkLDAP is `authsvc check`; see authsvc.Check.
+func checkLDAP(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin and try the login")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: authsvc check [-password-stdin] [username]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("check: want at most one username, got %q", fs.Args())
+	}
+	opts := authsvc.CheckOptions{Username: fs.Arg(0), TryPassword: *passwordStdin}
+	if opts.TryPassword {
+		if opts.Username == "" {
+			return errors.New("check: -password-stdin needs a username")
+		}
+		pw, err := authsvc.ReadPassword(os.Stdin)
+		if err != nil {
+			return err
+		}
+		opts.Password = pw
+	}
+	cfg, err := authsvc.LoadConfig()
+	if err != nil {
+		fmt.Printf("configuration: FAILED\n%v\n", err)
+		return errors.New("invalid configuration")
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	return authsvc.Check(ctx, cfg, opts, os.Stdout, logger)
 }

@@ -114,9 +114,11 @@ func TestUserOutsideRequiredGroupIs403(t *testing.T) {
 }
 
 // A9: LDAP down is a server error, never a 401 that looks like a wrong
-// password; and it recovers without a restart.
+// password; and it recovers without a restart. Credentials that are not in
+// authsvc's cache (a wrong password, a 403 user) need LDAP for an answer.
 func TestLDAPOutageIs5xxAndRecovers(t *testing.T) {
-	alice := user(t, "alice")
+	carol := user(t, "carol")
+	wrong := basic("alice", "not-her-password-during-outage")
 	if err := e.ldap.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +128,20 @@ func TestLDAPOutageIs5xxAndRecovers(t *testing.T) {
 			_ = e.ldap.Start(t.Context())
 		}
 	}()
-	a := e.do(t, http.MethodGet, "/v2/", basic(alice.Name, alice.Password))
-	if a.status < 500 {
-		t.Errorf("with LDAP stopped: got %d; want 5xx", a.status)
+	for name, authz := range map[string]string{"wrong password": wrong, "carol": basic(carol.Name, carol.Password)} {
+		if a := e.do(t, http.MethodGet, "/v2/", authz); a.status < 500 {
+			t.Errorf("%s with LDAP stopped: got %d; want 5xx", name, a.status)
+		}
 	}
 	if err := e.ldap.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
-	if a := e.do(t, http.MethodGet, "/v2/", basic(alice.Name, alice.Password)); a.status != http.StatusOK {
-		t.Errorf("after LDAP came back: got %d; want 200", a.status)
+	if a := e.do(t, http.MethodGet, "/v2/", wrong); a.status != http.StatusUnauthorized {
+		t.Errorf("wrong password after LDAP came back: got %d; want 401", a.status)
+	}
+	if a := e.do(t, http.MethodGet, "/v2/", basic(carol.Name, carol.Password)); a.status != http.StatusForbidden {
+		t.Errorf("carol after LDAP came back: got %d; want 403", a.status)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,9 +82,9 @@ func TestNewValidatesAndCopies(t *testing.T) {
 	if cfg.DialTimeout != 0 || cfg.Timeout != 0 || cfg.GroupMemberAttribute != "MEMBERUID" || *u != before {
 		t.Errorf("New changed the caller's config: %+v, URL %+v", cfg, *u)
 	}
-	if c.dialTimeout != DefaultDialTimeout || c.timeout != DefaultTimeout || c.memberAttr != MemberUIDAttribute {
+	if c.dialTimeout != DefaultDialTimeout || c.timeout != DefaultTimeout || c.groups.memberAttr != MemberUIDAttribute {
 		t.Errorf("got dialTimeout %v, timeout %v, memberAttr %q; want %v, %v, %q",
-			c.dialTimeout, c.timeout, c.memberAttr, DefaultDialTimeout, DefaultTimeout, MemberUIDAttribute)
+			c.dialTimeout, c.timeout, c.groups.memberAttr, DefaultDialTimeout, DefaultTimeout, MemberUIDAttribute)
 	}
 	u.BaseDN = "dc=changed"
 	if c.url.BaseDN != "dc=example,dc=org" {
@@ -99,7 +100,7 @@ func TestNewValidatesAndCopies(t *testing.T) {
 		{"bind DN without password", Config{URL: u, BindDN: "cn=a,dc=b"}, "without a bind password"},
 		{"password without bind DN", Config{URL: u, BindPassword: "x"}, "without a bind DN"},
 		{"bad bind DN", Config{URL: u, BindDN: "nonsense", BindPassword: "x"}, "bind DN"},
-		{"bad group DN", Config{URL: u, RequireGroup: "nonsense"}, "required group"},
+		{"bad group DN", Config{URL: u, RequireGroups: []string{"nonsense"}}, "required group"},
 		{"bad member attribute", Config{URL: u, GroupMemberAttribute: "memberOf"}, "member, uniqueMember or memberUid"},
 	}
 	for _, tt := range bad {
@@ -207,3 +208,5 @@ func TestUnavailable(t *testing.T) {
 		})
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

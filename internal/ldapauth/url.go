@@ -220,3 +220,63 @@ func escape(s string) string {
 	}
 	return b.String()
 }
+
+// ParseURLs parses a space-separated list of LDAP URLs: the servers of one
+// directory, tried in order. The first URL must be complete; each later one
+// either repeats the first one's base DN, attribute, scope and filter, or
+// leaves them out (ldaps://dc2.corp.example.com) and inherits them, so that a
+// user finds the same entry whichever server answers. Schemes and ports may
+// differ.
+func ParseURLs(s string) ([]*URL, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return nil, errors.New("no URL given")
+	}
+	var urls []*URL
+	for i, f := range fields {
+		full := f
+		if i > 0 && bareServer(f) {
+			full = strings.TrimSuffix(f, "/") + "/" + escape(urls[0].BaseDN) + "?" + urls[0].Attribute +
+				"?" + scopeNames[urls[0].Scope] + "?" + escape(urls[0].Filter)
+		}
+		u, err := ParseURL(full)
+		if err != nil {
+			if len(fields) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("URL %d (%s): %w", i+1, f, err)
+		}
+		urls = append(urls, u)
+	}
+	if err := sameSearch(urls); err != nil {
+		return nil, err
+	}
+	return urls, nil
+}
+
+// bareServer reports whether an LDAP URL names only a server: no base DN.
+func bareServer(s string) bool {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return false
+	}
+	_, path, hasPath := strings.Cut(rest, "/")
+	return !hasPath || path == ""
+}
+
+// sameSearch checks that every URL searches like the first.
+func sameSearch(urls []*URL) error {
+	first := urls[0]
+	base, err := ldap.ParseDN(first.BaseDN)
+	if err != nil {
+		return fmt.Errorf("base DN %q: %w", first.BaseDN, err)
+	}
+	for i, u := range urls[1:] {
+		other, err := ldap.ParseDN(u.BaseDN)
+		if err != nil || !base.EqualFold(other) || !strings.EqualFold(u.Attribute, first.Attribute) ||
+			u.Scope != first.Scope || u.Filter != first.Filter {
+			return fmt.Errorf("URL %d (%s) must have the first URL's base DN, attribute, scope and filter, or leave them out", i+2, u)
+		}
+	}
+	return nil
+}

@@ -20,6 +20,8 @@ include     {{schema}}/nis.schema
 
 modulepath  {{modules}}
 moduleload  back_mdb
+{{moduleextra}}
+{{tls}}
 
 pidfile     {{dir}}/slapd.pid
 argsfile    {{dir}}/slapd.args
@@ -30,8 +32,11 @@ suffix      "dc=example,dc=org"
 rootdn      "cn=admin,dc=example,dc=org"
 rootpw      {{rootpw}}
 directory   {{dir}}/data
+dbnosync
 index       objectClass eq
-index       uid,cn,member,memberUid eq
+index       uid,cn,member,uniqueMember,memberUid eq
+# Like most directories: 1000 entries at most, unless the client pages (RFC 2696).
+sizelimit   size.soft=1000 size.hard=1000 size.prtotal=unlimited
 
 access to attrs=userPassword
     by anonymous auth
@@ -40,13 +45,31 @@ access to attrs=userPassword
 access to *
     by dn.exact="cn=gateway\\, reader,ou=services,dc=example,dc=org" read
     by * none
-`
+{{overlay}}`
 
 func writeConf(opts Options) (string, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "data"), 0o700); err != nil {
 		return "", fmt.Errorf("create data dir: %w", err)
 	}
+	var tls, moduleExtra, overlay string
+	if opts.TLS != nil {
+		tls = "TLSCACertificateFile  " + opts.TLS.CAFile + "\n" +
+			"TLSCertificateFile    " + opts.TLS.CertFile + "\n" +
+			"TLSCertificateKeyFile " + opts.TLS.KeyFile + "\n"
+		if opts.TLS.VerifyClient {
+			tls += "TLSVerifyClient       demand\n"
+		}
+	}
+	if opts.MemberOf {
+		moduleExtra = "moduleload  memberof"
+		// The overlay keeps memberOf on the members of groupOfNames entries
+		// added or changed online (slapadd bypasses it).
+		overlay = "\noverlay memberof\nmemberof-group-oc groupOfNames\nmemberof-member-ad member\nmemberof-memberof-ad memberOf\n"
+	}
 	conf := strings.NewReplacer(
+		"{{moduleextra}}", moduleExtra,
+		"{{tls}}", tls,
+		"{{overlay}}", overlay,
 		"{{schema}}", opts.SchemaDir,
 		"{{modules}}", opts.ModuleDir,
 		"{{dir}}", opts.Dir,

@@ -40,6 +40,19 @@ const (
 	// GroupPosix is a posixGroup whose memberUid values are plain login names.
 	GroupPosix = "cn=registry-posix,ou=groups,dc=example,dc=org"
 
+	// GroupUnique is a groupOfUniqueNames, as Okta's LDAP interface serves groups.
+	GroupUnique = "cn=registry-unique,ou=groups,dc=example,dc=org"
+
+	// Nested groups: erin is a direct member of GroupNestedLeaf only. The leaf is
+	// in GroupNestedMid, which is in GroupNestedTop; the leaf is also in
+	// GroupCycleA, and GroupCycleA and GroupCycleB contain each other. So erin is
+	// in five groups, through a cycle.
+	GroupNestedLeaf = "cn=nested-leaf,ou=groups,dc=example,dc=org"
+	GroupNestedMid  = "cn=nested-mid,ou=groups,dc=example,dc=org"
+	GroupNestedTop  = "cn=nested-top,ou=groups,dc=example,dc=org"
+	GroupCycleA     = "cn=cycle-a,ou=groups,dc=example,dc=org"
+	GroupCycleB     = "cn=cycle-b,ou=groups,dc=example,dc=org"
+
 	// SearchPath is the part of an RFC 4516 URL after host:port that finds the
 	// sample users by uid, in the form the old nginx ldap_server blocks used; see
 	// [Server.SearchURL].
@@ -70,6 +83,12 @@ var Users = []User{
 	// A6: a UTF-8 login name, a DN with an umlaut and a non-ASCII password.
 	{Name: "jürgen", Password: "grüße-密码-7", DN: "uid=jürgen,ou=people,dc=example,dc=org",
 		Groups: []string{GroupRegistryUsers}},
+	// Nested groups: one direct group, four more through nesting and a cycle.
+	{Name: "erin", Password: "erin-secret", DN: "uid=erin,ou=people,dc=example,dc=org",
+		Groups: []string{GroupNestedLeaf}},
+	// Okta-style membership: listed by uniqueMember only.
+	{Name: "frank", Password: "frank-secret", DN: "uid=frank,ou=people,dc=example,dc=org",
+		Groups: []string{GroupUnique}},
 	// A10: two entries with the same uid in different OUs.
 	{Name: "twin", Password: "twin-secret", DN: "uid=twin,ou=people,dc=example,dc=org",
 		Groups: []string{GroupRegistryUsers}},
@@ -136,6 +155,11 @@ func entries() []*ldap.AddRequest {
 	regDNs, _ := members(GroupRegistryUsers)
 	opsDNs, _ := members(GroupOps)
 	_, posixNames := members(GroupPosix)
+	leafDNs, _ := members(GroupNestedLeaf)
+	uniqueDNs, _ := members(GroupUnique)
+	groupOfNames := func(dn, cn string, members ...string) *ldap.AddRequest {
+		return add(dn, map[string][]string{"objectClass": {"groupOfNames"}, "cn": {cn}, "member": members})
+	}
 	reqs = append(reqs,
 		add(GroupRegistryUsers, map[string][]string{
 			"objectClass": {"groupOfNames"}, "cn": {"registry-users"}, "member": regDNs,
@@ -147,6 +171,16 @@ func entries() []*ldap.AddRequest {
 			"objectClass": {"posixGroup"}, "cn": {"registry-posix"}, "gidNumber": {"5000"},
 			"memberUid": posixNames,
 		}),
+		add(GroupUnique, map[string][]string{
+			"objectClass": {"groupOfUniqueNames"}, "cn": {"registry-unique"}, "uniqueMember": uniqueDNs,
+		}),
+		// Top-down, so that the memberof overlay, when loaded, finds each member.
+		groupOfNames(GroupNestedLeaf, "nested-leaf", leafDNs...),
+		groupOfNames(GroupNestedMid, "nested-mid", GroupNestedLeaf),
+		groupOfNames(GroupNestedTop, "nested-top", GroupNestedMid),
+		// cycle-a names cycle-b before it exists: slapd has no referential integrity here.
+		groupOfNames(GroupCycleA, "cycle-a", GroupNestedLeaf, GroupCycleB),
+		groupOfNames(GroupCycleB, "cycle-b", GroupCycleA),
 	)
 	return reqs
 }

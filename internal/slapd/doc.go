@@ -1,5 +1,7 @@
 // Package slapd runs a throwaway OpenLDAP server with a small, deliberate sample
-// directory, for the test suites and for `make demo`.
+// directory, for the test suites and for `make demo`. Options add TLS (ldaps://
+// and StartTLS with certificates from internal/testpki) and the memberof overlay;
+// [Server.Add] loads further fixtures online.
 //
 // The server lives entirely in a directory the caller owns (configuration, mdb data,
 // and slapd's stats log), listens on 127.0.0.1 only, and can be stopped and started

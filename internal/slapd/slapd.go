@@ -32,6 +32,22 @@ type Options struct {
 	SchemaDir, ModuleDir string
 	// StartTimeout bounds one start (until the port answers); default 10s.
 	StartTimeout time.Duration
+	// TLS, when set, enables StartTLS on the ldap:// port and adds an ldaps://
+	// listener on LDAPSPort (see [Server.LDAPSURL]).
+	TLS *TLS
+	// LDAPSPort pins the ldaps:// port when TLS is set; 0 picks a free one.
+	LDAPSPort int
+	// MemberOf loads the memberof overlay: users and groups listed in a
+	// groupOfNames get a memberOf value naming it.
+	MemberOf bool
+}
+
+// TLS names the PEM files slapd serves TLS with (testpki.(*CA).WriteFiles
+// writes them). Paths must not contain spaces.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	// VerifyClient makes slapd demand a client certificate signed by CAFile.
+	VerifyClient bool
 }
 
 // Server is a running (or stopped) slapd. Its methods are safe for concurrent use.
@@ -73,6 +89,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		opts.Port = port
 	}
+	if opts.TLS != nil && opts.LDAPSPort == 0 {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("slapd: %w", err)
+		}
+		opts.LDAPSPort = port
+	}
 	conf, err := writeConf(opts)
 	if err != nil {
 		return nil, fmt.Errorf("slapd: %w", err)
@@ -86,7 +109,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if err := s.load(ctx); err != nil {
 		_ = s.Stop()
-		return nil, fmt.Errorf("slapd: load sample directory: %w", err)
+		return nil, fmt.Errorf("%w (loading the sample directory)", err)
 	}
 	return s, nil
 }
@@ -99,6 +122,14 @@ func (s *Server) URL() string {
 // SearchURL is an RFC 4516 URL that finds the sample users by uid under BaseDN.
 func (s *Server) SearchURL() string {
 	return s.URL() + SearchPath
+}
+
+// LDAPSURL is ldaps://127.0.0.1:PORT, without a trailing slash; "" without TLS.
+func (s *Server) LDAPSURL() string {
+	if s.opts.TLS == nil {
+		return ""
+	}
+	return "ldaps://127.0.0.1:" + strconv.Itoa(s.opts.LDAPSPort)
 }
 
 // Port is the TCP port slapd listens on.
@@ -119,7 +150,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	// -d keeps slapd in the foreground, so we own the process and its exit.
-	cmd := exec.Command(s.opts.Slapd, "-f", s.conf, "-h", s.URL()+"/", "-d", "stats")
+	listen := s.URL() + "/"
+	if s.opts.TLS != nil {
+		listen += " " + s.LDAPSURL() + "/"
+	}
+	cmd := exec.Command(s.opts.Slapd, "-f", s.conf, "-h", listen, "-d", "stats")
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
@@ -199,21 +234,48 @@ func (s *Server) BindDNs() []string {
 }
 
 func (s *Server) load(ctx context.Context) error {
+	return s.Add(ctx, entries()...)
+}
+
+// Add adds entries online as the rootdn, in order, so overlays (memberof)
+// see them. For fixtures beyond the sample directory.
+func (s *Server) Add(ctx context.Context, reqs ...*ldap.AddRequest) error {
+	return s.asAdmin(ctx, func(conn *ldap.Conn) error {
+		for _, req := range reqs {
+			if err := conn.Add(req); err != nil {
+				return fmt.Errorf("add %s: %w", req.DN, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Modify changes entries online as the rootdn.
+func (s *Server) Modify(ctx context.Context, reqs ...*ldap.ModifyRequest) error {
+	return s.asAdmin(ctx, func(conn *ldap.Conn) error {
+		for _, req := range reqs {
+			if err := conn.Modify(req); err != nil {
+				return fmt.Errorf("modify %s: %w", req.DN, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Server) asAdmin(ctx context.Context, fn func(*ldap.Conn) error) error {
 	conn, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
-		return err
+		return fmt.Errorf("slapd: %w", err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetTimeout(10 * time.Second)
 	if err := conn.Bind(AdminDN, AdminPassword); err != nil {
-		return fmt.Errorf("bind as %s: %w", AdminDN, err)
+		return fmt.Errorf("slapd: bind as %s: %w", AdminDN, err)
 	}
-	for _, req := range entries() {
-		if err := conn.Add(req); err != nil {
-			return fmt.Errorf("add %s: %w", req.DN, err)
-		}
+	if err := fn(conn); err != nil {
+		return fmt.Errorf("slapd: %w", err)
 	}
 	return nil
 }

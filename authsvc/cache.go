@@ -1,0 +1,172 @@
+package authsvc
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+	"sync"
+	"time"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
+)
+
+// credKey names one username and password pair without revealing either: an
+// HMAC-SHA256 under a key drawn at process start and never stored or logged.
+// It is used for the cache, the singleflight groups and nothing else; in
+// particular it is never logged.
+type credKey [sha256.Size]byte
+
+// keyer computes credKeys. The HMAC states are pooled so that the warm path
+// allocates nothing.
+type keyer struct {
+	pool sync.Pool // *keyState
+}
+
+type keyState struct {
+	mac hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+func newKeyer() *keyer {
+	secret := make([]byte, 32)
+	rand.Read(secret) // never fails (it crashes the program instead)
+	k := &keyer{}
+	k.pool.New = func() any { return &keyState{mac: hmac.New(sha256.New, secret)} }
+	return k
+}
+
+// key is HMAC(len(user) ‖ user ‖ len(password) ‖ password): the length prefixes
+// keep "a" + "bc" and "ab" + "c" apart.
+func (k *keyer) key(user, password string) credKey {
+	s := k.pool.Get().(*keyState)
+	b := binary.BigEndian.AppendUint32(s.buf[:0], uint32(len(user)))
+	b = append(b, user...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(password)))
+	b = append(b, password...)
+	s.mac.Reset()
+	s.mac.Write(b)
+	var out credKey
+	copy(out[:], s.mac.Sum(s.sum[:0]))
+	clear(b) // the password does not linger in the pool
+	s.buf = b[:0]
+	k.pool.Put(s)
+	return out
+}
+
+// credCache remembers verified credentials. An entry answers a normal lookup
+// for ttl after its LDAP verification (a hit never extends it) and an outage
+// lookup for grace; it is kept for the longer of the two. At most size entries
+// are kept; the least recently used goes first.
+type credCache struct {
+	ttl, grace, keep time.Duration
+	size             int
+	metrics          *Metrics
+
+	mu   sync.Mutex
+	m    map[credKey]*cacheEntry
+	head cacheEntry // sentinel of the LRU ring: head.next is the most recent
+}
+
+type cacheEntry struct {
+	key        credKey
+	id         ldapauth.Identity
+	userHeader []string // []string{id.Name}, shared by every response: no allocation per hit
+	verified   time.Time
+	prev, next *cacheEntry
+}
+
+func newCredCache(ttl, grace time.Duration, size int, m *Metrics) *credCache {
+	c := &credCache{ttl: ttl, grace: grace, keep: max(ttl, grace), size: max(size, 1), metrics: m,
+		m: make(map[credKey]*cacheEntry)}
+	c.head.prev, c.head.next = &c.head, &c.head
+	return c
+}
+
+// get returns the entry verified less than ttl ago. The result is shared:
+// callers must not modify it.
+func (c *credCache) get(k credKey, now time.Time) (*cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return nil, false
+	}
+	age := now.Sub(e.verified)
+	if age >= c.keep {
+		c.remove(e)
+		return nil, false
+	}
+	if age >= c.ttl {
+		return nil, false // kept only for an outage
+	}
+	c.moveToFront(e)
+	return e, true
+}
+
+// graceGet returns the entry verified less than grace ago, for use while LDAP
+// is unavailable.
+func (c *credCache) graceGet(k credKey, now time.Time) (*cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || now.Sub(e.verified) >= c.grace {
+		return nil, false
+	}
+	return e, true
+}
+
+// put records that LDAP has just verified k as id.
+func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[k]; ok {
+		e.id, e.userHeader, e.verified = id, []string{id.Name}, now
+		c.moveToFront(e)
+		return
+	}
+	// Drop a couple of stale entries from the cold end so that the size gauge
+	// does not count the dead for long.
+	for range 2 {
+		if old := c.head.prev; old != &c.head && now.Sub(old.verified) >= c.keep {
+			c.remove(old)
+		}
+	}
+	for len(c.m) >= c.size {
+		c.remove(c.head.prev)
+		c.metrics.cacheEvictions.Inc()
+	}
+	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, verified: now}
+	c.m[k] = e
+	c.pushFront(e)
+	c.metrics.cacheEntries.Set(float64(len(c.m)))
+}
+
+func (c *credCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+func (c *credCache) remove(e *cacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	delete(c.m, e.key)
+	c.metrics.cacheEntries.Set(float64(len(c.m)))
+}
+
+func (c *credCache) pushFront(e *cacheEntry) {
+	e.prev, e.next = &c.head, c.head.next
+	c.head.next.prev = e
+	c.head.next = e
+}
+
+func (c *credCache) moveToFront(e *cacheEntry) {
+	if c.head.next == e {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	c.pushFront(e)
+}
