@@ -19,6 +19,7 @@ import (
 )
 
 const nginxConf = `worker_processes 1;
+user root;
 error_log %[1]s/error.log warn;
 pid %[1]s/nginx.pid;
 events { worker_connections 4096; }
@@ -26,8 +27,8 @@ http {
     access_log off;
     client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3;
     uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-    upstream bare { server %[2]s; keepalive 32; }
-    upstream authsvc { server %[3]s; keepalive 32; }
+    upstream bare { server %[2]s; keepalive 32; keepalive_requests 1000000; }
+    upstream authsvc { server %[3]s; keepalive 32; keepalive_requests 1000000; }
     # The same content handler (empty_gif: no disk, no upstream) behind each
     # variant, so that only the access check differs.
     server { listen %[4]s; location /v2/ { empty_gif; } }
@@ -75,7 +76,7 @@ func TestAuthRequestLoad(t *testing.T) {
 	}
 	t.Cleanup(func() { ldap.Stop() })
 
-	bareAddr, authAddr := freeAddr(t), freeAddr(t)
+	bareAddr, authAddr := freeAddr(t), "unix:"+filepath.Join(dir, "authsvc.sock")
 	start(t, exec.Command(filepath.Join(bin, "bare204"), "-addr", bareAddr))
 	authsvc := exec.Command(filepath.Join(bin, "authsvc"))
 	authsvc.Env = append(os.Environ(),
