@@ -92,7 +92,7 @@ func TestComposeCommands(t *testing.T) {
 		{"authsvc", gateway.AuthsvcCommand()},
 		{"tokenwriter-init", gateway.TokenwriterOnceCommand()},
 		{"tokenwriter", gateway.TokenwriterCommand()},
-		{"nginx", gateway.NginxCommand(confDir, pidFile)},
+		{"nginx", gateway.NginxCommand(confDir)},
 	}
 	if len(p.Services) != len(tests) {
 		t.Errorf("services got %v; want exactly %d", p.ServiceNames(), len(tests))
@@ -332,7 +332,6 @@ func TestComposeEnvironment(t *testing.T) {
 		{"authsvc", "LDAP_BIND_PASSWORD", `change-me-$ecret`},
 		{"authsvc", "LDAP_URL", "ldaps://ldap.example.com/ou=people,dc=example,dc=com?uid?sub?(objectClass=inetOrgPerson)"},
 		{"tokenwriter", "AWS_REGION", "eu-west-1"},
-		{"tokenwriter", "ECR_REGISTRY_ID", "123456789012"},
 		{"tokenwriter-init", "TOKEN_REFRESH_INTERVAL", "6h"},
 	}
 	for _, tc := range tests {
@@ -342,7 +341,7 @@ func TestComposeEnvironment(t *testing.T) {
 	}
 	// Unset optional variables are not passed at all: an empty value would
 	// override the programs' defaults (envconfig) or fail to parse.
-	for _, key := range []string{"AWS_KEY", "ECR_REGISTRY_HOST", "LOG_LEVEL"} {
+	for _, key := range []string{"AWS_KEY", "ECR_REGISTRY_ID", "ECR_REGISTRY_HOST", "LOG_LEVEL"} {
 		if v, ok := service(t, p, "tokenwriter").Environment[key]; ok && v != nil {
 			t.Errorf("tokenwriter %s got %q; want unset (not in .env.example)", key, *v)
 		}

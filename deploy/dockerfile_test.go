@@ -24,7 +24,7 @@ type image struct {
 
 var images = []image{
 	{file: "authsvc.Dockerfile", cmd: gateway.AuthsvcCommand(), binary: "authsvc", nonRoot: true},
-	{file: "nginx.Dockerfile", cmd: gateway.NginxCommand(confDir, "/run/nginx/nginx.pid"), nginx: true},
+	{file: "nginx.Dockerfile", cmd: gateway.NginxCommand(confDir), nginx: true},
 	{file: "tokenwriter.Dockerfile", cmd: gateway.TokenwriterCommand(), binary: "tokenwriter", nginx: true},
 }
 
@@ -175,6 +175,7 @@ func checkNginxConfigCopied(t *testing.T, final stage) {
 		"/etc/nginx/nginx.conf":        "nginx/nginx.conf",
 		"/etc/nginx/local/http.conf":   "deploy/nginx/local/http.conf",
 		"/etc/nginx/local/listen.conf": "deploy/nginx/local/listen.conf",
+		"/etc/nginx/local/main.conf":   "deploy/nginx/local/main.conf",
 	}
 	for dest, src := range want {
 		if got[dest] != src {

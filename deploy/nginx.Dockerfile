@@ -29,11 +29,11 @@ RUN nginx -V 2>&1 | grep -q -- --with-http_auth_request_module \
     && rm -f /etc/nginx/conf.d/default.conf \
     && install -d -m 0755 /etc/nginx/local /etc/nginx/ecr /etc/nginx/tls /run/nginx
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
-COPY deploy/nginx/local/http.conf deploy/nginx/local/listen.conf /etc/nginx/local/
+COPY deploy/nginx/local/main.conf deploy/nginx/local/http.conf deploy/nginx/local/listen.conf /etc/nginx/local/
 EXPOSE 80 443
 # The official entrypoint script rewrites files under /etc/nginx/conf.d; this
 # configuration does not use them. The command is exactly
 # gateway.NginxCommand("/etc/nginx", "/run/nginx/nginx.pid"); the base image's
 # STOPSIGNAL SIGQUIT (graceful shutdown) is kept.
 ENTRYPOINT []
-CMD ["nginx", "-e", "stderr", "-p", "/etc/nginx/", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off; pid /run/nginx/nginx.pid;"]
+CMD ["nginx", "-e", "stderr", "-p", "/etc/nginx/", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]

@@ -60,7 +60,8 @@ func containerConfDir(t *testing.T, o confDirOpts) (dir string, httpPort, httpsP
 	rewrites := []rewrite{
 		{"/etc/nginx/local/http.conf", "server authsvc:9000;", "server 127.0.0.1:" + strconv.Itoa(o.authsvcPort) + ";", 1},
 		{"/etc/nginx/local/http.conf", "/var/cache/nginx/", dir + "/cache/", 5},
-		{"/etc/nginx/local/listen.conf", "listen 80;", "listen 127.0.0.1:" + strconv.Itoa(httpPort) + ";", 1},
+		{"/etc/nginx/local/http.conf", "listen 80;", "listen 127.0.0.1:" + strconv.Itoa(httpPort) + ";", 1},
+		{"/etc/nginx/local/main.conf", "pid /run/nginx/nginx.pid;", "pid " + dir + "/nginx.pid;", 1},
 		{"/etc/nginx/local/listen.conf", "listen 443 ssl;", "listen 127.0.0.1:" + strconv.Itoa(httpsPort) + " ssl;", 1},
 		{"/etc/nginx/local/listen.conf", tlsDir + "/", dir + "/tls/", 2},
 	}
@@ -134,10 +135,11 @@ func ecrToken(t *testing.T, size int) string {
 }
 
 // nginxTest runs gateway.NginxTestCommand on dir, as tokenwriter does in the
-// container. The pid file is moved into dir: even `nginx -t` opens it.
+// container. local/main.conf's pid file is mapped into dir: even `nginx -t`
+// opens it.
 func nginxTest(t *testing.T, dir string) (string, error) {
 	t.Helper()
-	argv := append(gateway.NginxTestCommand(dir), "-g", "pid "+filepath.Join(dir, "nginx.pid")+";")
+	argv := gateway.NginxTestCommand(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, nginxBinary(t), argv[1:]...).CombinedOutput()
@@ -217,7 +219,7 @@ func TestContainerNginxServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(dir, "nginx.pid")
-	argv := gateway.NginxCommand(dir, pidFile)
+	argv := gateway.NginxCommand(dir)
 	cmd := exec.Command(nginxBinary(t), argv[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -246,6 +248,11 @@ func TestContainerNginxServes(t *testing.T) {
 	if resp.status != http.StatusOK || resp.body != "ok\n" {
 		t.Errorf("GET /healthz got %d %q; want 200 \"ok\\n\"", resp.status, resp.body)
 	}
+	// Port 80 never takes a password in clear text: it redirects to HTTPS.
+	resp = get(t, "http://127.0.0.1:"+strconv.Itoa(httpPort)+"/v2/")
+	if resp.status != http.StatusPermanentRedirect || !strings.HasPrefix(resp.header.Get("Location"), "https://") {
+		t.Errorf("GET http://.../v2/ got %d, Location %q; want 308 to https://", resp.status, resp.header.Get("Location"))
+	}
 	// docker login's first request, over TLS.
 	resp = get(t, "https://127.0.0.1:"+strconv.Itoa(httpsPort)+"/v2/")
 	if resp.status != http.StatusUnauthorized ||
@@ -267,8 +274,9 @@ type response struct {
 func get(t *testing.T, url string) response {
 	t.Helper()
 	c := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the test's own self-signed certificate
+		Timeout:       5 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the test's own self-signed certificate
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	resp, err := c.Get(url)
 	if err != nil {

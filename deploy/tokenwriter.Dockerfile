@@ -38,7 +38,7 @@ RUN nginx -V 2>&1 | grep -q -- --with-http_auth_request_module \
            install -d -m 0700 -o nginx -g root "/var/cache/nginx/$d"; \
        done
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
-COPY deploy/nginx/local/http.conf deploy/nginx/local/listen.conf /etc/nginx/local/
+COPY deploy/nginx/local/main.conf deploy/nginx/local/http.conf deploy/nginx/local/listen.conf /etc/nginx/local/
 COPY --from=build /out/tokenwriter /usr/local/bin/tokenwriter
 # The base image stops nginx with SIGQUIT; a Go program would dump its
 # goroutines on SIGQUIT, so stop tokenwriter with SIGTERM (signal.NotifyContext).

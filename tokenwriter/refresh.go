@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/smithy-go"
 )
 
 // ecrAPI is the part of the ECR client tokenwriter uses.
@@ -132,6 +133,11 @@ func (r *Refresher) Once(ctx context.Context, within time.Duration) error {
 		if ctx.Err() != nil && last != nil {
 			err = last // the deadline cut this attempt short; the one before says why
 		}
+		if permanent(err) {
+			// Retrying wrong credentials only delays the answer (and, with
+			// -once, start-up) by minutes.
+			return fmt.Errorf("no ecr token: %w", err)
+		}
 		delay := r.backoff.delay(attempt)
 		r.log.Warn("ecr token refresh failed", "error", err, "attempt", attempt+1, "retry_in", delay)
 		if ctx.Err() != nil || !sleep(ctx, delay) {
@@ -139,6 +145,24 @@ func (r *Refresher) Once(ctx context.Context, within time.Duration) error {
 		}
 		last = err
 	}
+}
+
+// permanentCodes are AWS error codes that no retry can fix: the credentials or
+// their rights are wrong.
+var permanentCodes = map[string]bool{
+	"UnrecognizedClientException":         true,
+	"InvalidSignatureException":           true,
+	"IncompleteSignatureException":        true,
+	"MissingAuthenticationTokenException": true,
+	"InvalidClientTokenId":                true,
+	"SignatureDoesNotMatch":               true,
+	"AccessDeniedException":               true,
+}
+
+// permanent reports whether err is an AWS answer that a retry cannot change.
+func permanent(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && permanentCodes[apiErr.ErrorCode()]
 }
 
 // sleep waits for d and reports whether ctx is still live.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
 )
 
 const testEndpoint = "https://123456789012.dkr.ecr.eu-west-3.amazonaws.com"
@@ -260,6 +261,21 @@ func TestOnce(t *testing.T) {
 				t.Errorf("include written: %v; want %v", written, tc.wantErr == "")
 			}
 		})
+	}
+}
+
+// Wrong credentials are not retried: -once answers at once instead of after
+// minutes of backoff.
+func TestOnceStopsOnPermanentAWSError(t *testing.T) {
+	cfg := testConfig(t, nginxOK)
+	api := &fakeECR{answers: []fakeAnswer{{err: &smithy.GenericAPIError{Code: "UnrecognizedClientException", Message: "The security token included in the request is invalid."}}}}
+	r := NewRefresher(api, nil, cfg, discardLogger())
+	err := r.Once(context.Background(), 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "UnrecognizedClientException") {
+		t.Fatalf("got error %v; want the UnrecognizedClientException", err)
+	}
+	if n := api.calls(); n != 1 {
+		t.Errorf("got %d calls; want 1 (no retry of wrong credentials)", n)
 	}
 }
 

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,7 +27,20 @@ import (
 	"github.com/toanc/aws-ecr-ldap/internal/testpki"
 )
 
+const usage = `usage: demo
+
+Runs the whole gateway on loopback with no AWS account and no directory of your
+own: a throwaway OpenLDAP with sample users, Debian's docker-registry behind the
+project's ECR emulator, and the gateway (nginx, authsvc, tokenwriter) as
+make run starts it. Stop it with Ctrl-C; it removes everything it made.
+
+Environment: DEMO_HTTP_ADDR (default 127.0.0.1:5080), DEMO_HTTPS_ADDR (default
+127.0.0.1:5443).
+`
+
 func main() {
+	flag.Usage = func() { fmt.Fprint(flag.CommandLine.Output(), usage) }
+	flag.Parse()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -118,11 +132,11 @@ func run() error {
 	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_KEY", "AWS_SECRET", "REGION", "ECR_REGISTRY_ID", "ECR_REGISTRY_HOST"} {
 		os.Unsetenv(k)
 	}
-	cfg, err := gateway.LoadConfig()
+	cfg, err := gateway.LoadAll()
 	if err != nil {
 		return err
 	}
-	go announce(ctx, httpAddr, httpsAddr, tlsFiles.CA, sample)
+	go announce(ctx, httpAddr, httpsAddr, tlsFiles.CA, sample, ldap.URL()+slapd.SearchPath, emu.APIURL())
 	return gateway.Run(ctx, cfg, logger)
 }
 
@@ -140,7 +154,7 @@ func writeSampleImage(dir string) error {
 	return p.AppendImage(img)
 }
 
-func announce(ctx context.Context, httpAddr, httpsAddr, caFile, sample string) {
+func announce(ctx context.Context, httpAddr, httpsAddr, caFile, sample, ldapURL, ecrAPI string) {
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/healthz")
 		if err == nil {
@@ -178,7 +192,14 @@ Without Docker (skopeo, a sample image on disk):
   curl -i http://%[1]s/v2/                           # 401: a password is required
   curl -i -u carol:carol-secret http://%[1]s/v2/     # 403: not in the group
 
-`, httpAddr, httpsPort, caFile, sample)
+To run a second gateway of your own (make run) against this directory and emulator:
+  LDAP_URL='%[5]s'
+  LDAP_BIND_DN='%[6]s' LDAP_BIND_PASSWORD='%[7]s'
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDDEMO AWS_SECRET_ACCESS_KEY=demo-secret
+  AWS_ENDPOINT_URL_ECR=%[8]s ECR_CA_FILE=%[3]s
+  GATEWAY_RUN_DIR=/tmp/my-gateway GATEWAY_HTTP_ADDR=127.0.0.1:7080 AUTH_LISTEN_ADDR=127.0.0.1:7090
+
+`, httpAddr, httpsPort, caFile, sample, ldapURL, slapd.ServiceDN, slapd.ServicePassword, ecrAPI)
 }
 
 func freeAddr() string {

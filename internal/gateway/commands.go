@@ -19,13 +19,14 @@ func TokenwriterCommand() []string { return []string{"tokenwriter"} }
 
 // NginxCommand runs nginx in the foreground from the configuration directory
 // confDir (holding nginx.conf, local/ and ecr/), with prefix confDir, logging
-// start-up errors to stderr and writing its pid to pidFile.
-func NginxCommand(confDir, pidFile string) []string {
+// start-up errors to stderr. The pid file is named in local/main.conf, so that
+// `nginx -t` (NginxTestCommand) and the running nginx agree on it.
+func NginxCommand(confDir string) []string {
 	return []string{
 		"nginx", "-e", "stderr",
 		"-p", confDir + "/",
 		"-c", filepath.Join(confDir, "nginx.conf"),
-		"-g", "daemon off; pid " + pidFile + ";",
+		"-g", "daemon off;",
 	}
 }
 

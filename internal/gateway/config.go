@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +10,9 @@ import (
 	"strings"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/toanc/aws-ecr-ldap/authsvc"
+	"github.com/toanc/aws-ecr-ldap/tokenwriter"
 )
 
 // Config is the native runner's configuration. authsvc and tokenwriter read
@@ -26,6 +31,16 @@ type Config struct {
 	AuthListenAddr string `envconfig:"AUTH_LISTEN_ADDR" default:"127.0.0.1:9000"`
 	// ECRCAFile verifies ECR's certificate (proxy_ssl_trusted_certificate).
 	ECRCAFile string `envconfig:"ECR_CA_FILE" default:"/etc/ssl/certs/ca-certificates.crt"`
+}
+
+// LoadAll reads and validates the runner's configuration and, before anything
+// starts, authsvc's and tokenwriter's from the same environment, so that every
+// problem of all three is reported at once.
+func LoadAll() (Config, error) {
+	c, err := LoadConfig()
+	_, authErr := authsvc.LoadConfig()
+	_, tokenErr := tokenwriter.Load()
+	return c, errors.Join(err, authErr, tokenErr)
 }
 
 // LoadConfig reads the environment and validates it.
@@ -47,14 +62,25 @@ func (c Config) Validate() error {
 		if v.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(v.addr); err != nil {
-			errs = append(errs, fmt.Errorf("%s: want host:port, got %q", v.name, v.addr))
+		if host, _, err := net.SplitHostPort(v.addr); err != nil || host == "" {
+			errs = append(errs, fmt.Errorf("%s: want host:port (0.0.0.0:443 for every address), got %q", v.name, v.addr))
 		}
 	}
 	if c.HTTPSAddr != "" {
-		errs = append(errs, readable("TLS_CERT_FILE", c.TLSCertFile), readable("TLS_KEY_FILE", c.TLSKeyFile))
+		certErr, keyErr := readable("TLS_CERT_FILE", c.TLSCertFile), readable("TLS_KEY_FILE", c.TLSKeyFile)
+		errs = append(errs, certErr, keyErr)
+		if certErr == nil && keyErr == nil {
+			if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+				errs = append(errs, fmt.Errorf("TLS_CERT_FILE, TLS_KEY_FILE: not a matching PEM certificate and key: %w", err))
+			}
+		}
 	}
-	errs = append(errs, readable("GATEWAY_NGINX_CONF", c.NginxConf), readable("ECR_CA_FILE", c.ECRCAFile))
+	errs = append(errs, readable("GATEWAY_NGINX_CONF", c.NginxConf))
+	if err := readable("ECR_CA_FILE", c.ECRCAFile); err != nil {
+		errs = append(errs, err)
+	} else if pem, _ := os.ReadFile(c.ECRCAFile); !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		errs = append(errs, fmt.Errorf("ECR_CA_FILE: %s holds no PEM certificate", c.ECRCAFile))
+	}
 	if _, err := authUpstream(c.AuthListenAddr); err != nil {
 		errs = append(errs, fmt.Errorf("AUTH_LISTEN_ADDR: %w", err))
 	}

@@ -97,3 +97,36 @@ func selfSigned(t *testing.T, dir string) (cert, key string) {
 	}
 	return f.Cert, f.Key
 }
+
+// A second runner on the same run directory stops before it touches the
+// first one's files.
+func TestRunDirIsLocked(t *testing.T) {
+	l := layout{root: t.TempDir()}
+	first, err := l.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if second, err := l.lock(); err == nil {
+		second.Close()
+		t.Fatal("second lock of the same run directory: got success; want an error")
+	} else if !strings.Contains(err.Error(), "GATEWAY_RUN_DIR") {
+		t.Errorf("error does not name GATEWAY_RUN_DIR: %v", err)
+	}
+}
+
+// LoadAll reports the runner's, authsvc's and tokenwriter's problems together.
+func TestLoadAllNamesEveryComponent(t *testing.T) {
+	for _, k := range []string{"LDAP_URL", "AWS_REGION", "REGION", "GATEWAY_HTTP_ADDR", "GATEWAY_HTTPS_ADDR"} {
+		t.Setenv(k, "")
+	}
+	_, err := LoadAll()
+	if err == nil {
+		t.Fatal("LoadAll with nothing set: got nil; want errors")
+	}
+	for _, v := range []string{"GATEWAY_HTTP_ADDR", "LDAP_URL", "AWS_REGION"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("LoadAll error does not name %s:\n%v", v, err)
+		}
+	}
+}

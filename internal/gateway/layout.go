@@ -5,23 +5,45 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // layout is one instance's run directory:
 //
 //	conf/nginx.conf         copy of the hand-edited nginx.conf
+//	conf/local/main.conf    the pid file
 //	conf/local/http.conf    authsvc upstream, temp paths, ECR CA bundle
 //	conf/local/listen.conf  listen directives, TLS certificate
 //	conf/ecr/ecr.conf       written by tokenwriter
 //	temp/                   nginx temp paths (unused: nothing is buffered)
 //	nginx.pid
+//	lock                    held while a runner uses the directory
 type layout struct{ root string }
 
 func (l layout) confDir() string   { return filepath.Join(l.root, "conf") }
 func (l layout) tokenFile() string { return filepath.Join(l.root, "conf", "ecr", "ecr.conf") }
 func (l layout) pidFile() string   { return filepath.Join(l.root, "nginx.pid") }
+func (l layout) lockFile() string  { return filepath.Join(l.root, "lock") }
 
-// prepare creates the run directory and writes the per-instance nginx files.
+// lock creates the run directory and takes its lock, so that a second runner
+// pointed at the same directory stops before it rewrites the first one's
+// files. The lock goes with the process.
+func (l layout) lock() (*os.File, error) {
+	if err := os.MkdirAll(l.root, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(l.lockFile(), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("GATEWAY_RUN_DIR %s is in use by another gateway; give each instance its own", l.root)
+	}
+	return f, nil
+}
+
+// prepare writes the per-instance nginx files into the locked run directory.
 // A token file left by an earlier run stays: it is replaced by tokenwriter -once.
 func (l layout) prepare(c Config) error {
 	for _, d := range []string{"conf/local", "conf/ecr", "temp"} {
@@ -39,6 +61,7 @@ func (l layout) prepare(c Config) error {
 	}
 	files := map[string]string{
 		"conf/nginx.conf":        string(conf),
+		"conf/local/main.conf":   generatedHeader + "pid " + l.pidFile() + ";\n",
 		"conf/local/http.conf":   httpConf,
 		"conf/local/listen.conf": renderListenConf(c),
 	}

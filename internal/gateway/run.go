@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -30,6 +31,11 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 		return err
 	}
 	l := layout{root: root}
+	lock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	if err := l.prepare(c); err != nil {
 		return fmt.Errorf("prepare %s: %w", root, err)
 	}
@@ -60,7 +66,7 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 		return fmt.Errorf("first token: %w", err)
 	}
 
-	if err := start("nginx", NginxCommand(l.confDir(), l.pidFile()), syscall.SIGQUIT); err != nil {
+	if err := start("nginx", NginxCommand(l.confDir()), syscall.SIGQUIT); err != nil {
 		return err
 	}
 	if err := waitReady(ctx, exited, nginxHealthCheck(c)); err != nil {
@@ -76,7 +82,7 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 		logger.Info("stopping")
 		return nil
 	case p := <-exited:
-		return fmt.Errorf("%s exited: %v", p.name, p.err)
+		return p.exitError()
 	}
 }
 
@@ -111,6 +117,19 @@ type process struct {
 	err     error
 }
 
+func (p *process) exitError() error {
+	if p.err == nil {
+		return fmt.Errorf("%s exited unexpectedly (status 0); stopping the gateway", p.name)
+	}
+	return fmt.Errorf("%s exited unexpectedly (%v); stopping the gateway", p.name, p.err)
+}
+
+// pipeTo hides the *os.File behind a plain writer, so that exec gives the
+// child a pipe. nginx opens /dev/stdout for its access log: that fails when
+// stdout is a socket (journald), and on a regular file it would write at its
+// own offset over the other processes' lines.
+type pipeTo struct{ io.Writer }
+
 func startProcess(c Config, name string, argv, env []string, stopSig os.Signal, exited chan<- *process) (*process, error) {
 	path, err := lookBin(c, argv[0])
 	if err != nil {
@@ -118,7 +137,10 @@ func startProcess(c Config, name string, argv, env []string, stopSig os.Signal, 
 	}
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdout, cmd.Stderr = pipeTo{os.Stdout}, pipeTo{os.Stderr}
+	// A child that exits but leaves the pipes open (orphaned nginx workers)
+	// must not hold up Wait.
+	cmd.WaitDelay = 2 * time.Second
 	// Own process group: a Ctrl-C in the terminal reaches only the runner,
 	// which stops the children in order. Pdeathsig: if the runner is killed,
 	// the children do not outlive it.
@@ -129,6 +151,9 @@ func startProcess(c Config, name string, argv, env []string, stopSig os.Signal, 
 	p := &process{name: name, cmd: cmd, stopSig: stopSig, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		// Whatever the child left in its process group (nginx workers whose
+		// master was killed) goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		close(p.done)
 		select {
 		case exited <- p:
@@ -192,7 +217,7 @@ func waitReady(ctx context.Context, exited <-chan *process, check func(context.C
 		case <-ctx.Done():
 			return ctx.Err()
 		case p := <-exited:
-			return fmt.Errorf("%s exited: %v", p.name, p.err)
+			return p.exitError()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
