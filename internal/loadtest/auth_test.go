@@ -85,8 +85,15 @@ func TestAuthRequestLoad(t *testing.T) {
 		"LDAP_BIND_PASSWORD="+slapd.ServicePassword,
 		"LDAP_REQUIRE_GROUP="+slapd.GroupRegistryUsers,
 		"AUTH_LISTEN_ADDR="+authAddr,
-		"LOG_LEVEL=error",
 	)
+	// authsvc's decision log (LOG_LEVEL, AUTH_LOG_CACHE_HITS from the
+	// environment) goes to a file, as it would to journald or a container log.
+	logFile, err := os.Create(filepath.Join(dir, "authsvc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	authsvc.Stderr = logFile
 	start(t, authsvc)
 
 	plain, viaBare, viaAuth := freeAddr(t), freeAddr(t), freeAddr(t)
@@ -159,7 +166,9 @@ func wrk(t *testing.T, name, url, authz, duration string) result {
 
 func start(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
-	cmd.Stderr = os.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
