@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,6 +32,22 @@ func TestNoCredentialsGetsBasicChallenge(t *testing.T) {
 	}
 	if got := a.header.Values("Docker-Distribution-Api-Version"); len(got) != 1 || got[0] != "registry/2.0" {
 		t.Errorf("Docker-Distribution-Api-Version: got %q; want exactly one registry/2.0", got)
+	}
+	assertRegistryError(t, a, "UNAUTHORIZED")
+}
+
+// assertRegistryError checks that an answer is in the registry's JSON error
+// format, which docker prints, with the given code.
+func assertRegistryError(t *testing.T, a answer, code string) {
+	t.Helper()
+	if ct := a.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type: got %q; want application/json", ct)
+	}
+	var body struct {
+		Errors []struct{ Code, Message string }
+	}
+	if err := json.Unmarshal([]byte(a.body), &body); err != nil || len(body.Errors) != 1 || body.Errors[0].Code != code || body.Errors[0].Message == "" {
+		t.Errorf("body: got %q (%v); want {\"errors\":[{\"code\":%q,\"message\":...}]}", a.body, err, code)
 	}
 }
 
@@ -87,6 +104,7 @@ func TestBadCredentialsAre401(t *testing.T) {
 			if got := a.header.Get("WWW-Authenticate"); got != challenge {
 				t.Errorf("WWW-Authenticate: got %q; want %q", got, challenge)
 			}
+			assertRegistryError(t, a, "UNAUTHORIZED")
 		})
 	}
 	assertNoForeignCredentials(t)
@@ -108,9 +126,11 @@ func TestEmptyPasswordNeverBinds(t *testing.T) {
 // A11: a valid user outside LDAP_REQUIRE_GROUP is forbidden, not unauthorized.
 func TestUserOutsideRequiredGroupIs403(t *testing.T) {
 	carol := user(t, "carol")
-	if a := e.do(t, http.MethodGet, "/v2/", basic(carol.Name, carol.Password)); a.status != http.StatusForbidden {
+	a := e.do(t, http.MethodGet, "/v2/", basic(carol.Name, carol.Password))
+	if a.status != http.StatusForbidden {
 		t.Fatalf("GET /v2/ as carol: got %d; want 403", a.status)
 	}
+	assertRegistryError(t, a, "DENIED")
 }
 
 // A9: LDAP down is a server error, never a 401 that looks like a wrong
@@ -129,9 +149,11 @@ func TestLDAPOutageIs5xxAndRecovers(t *testing.T) {
 		}
 	}()
 	for name, authz := range map[string]string{"wrong password": wrong, "carol": basic(carol.Name, carol.Password)} {
-		if a := e.do(t, http.MethodGet, "/v2/", authz); a.status < 500 {
+		a := e.do(t, http.MethodGet, "/v2/", authz)
+		if a.status < 500 {
 			t.Errorf("%s with LDAP stopped: got %d; want 5xx", name, a.status)
 		}
+		assertRegistryError(t, a, "UNAVAILABLE")
 	}
 	if err := e.ldap.Start(t.Context()); err != nil {
 		t.Fatal(err)
