@@ -6,12 +6,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/toanc/aws-ecr-ldap/internal/slapd"
 )
@@ -40,18 +35,11 @@ func TestPushOfTenLayersCostsOneBind(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var layers []v1.Layer
-	for range 10 {
-		l, err := random.Layer(64<<10, types.DockerLayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		layers = append(layers, l)
+	sizes := make([]int64, 10)
+	for i := range sizes {
+		sizes[i] = 64 << 10
 	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := imageOf(t, sizes...)
 	ref, err := name.ParseReference(e.httpAddr + "/" + repoName + ":ten-layers")
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// multiLayerImage has a 100 MB layer and two small ones.
-func multiLayerImage(t *testing.T, bigLayer int64) v1.Image {
+// imageOf is a random image with one layer of each size.
+func imageOf(t *testing.T, sizes ...int64) v1.Image {
 	t.Helper()
 	var layers []v1.Layer
-	for _, size := range []int64{bigLayer, 4 << 10, 300 << 10} {
+	for _, size := range sizes {
 		l, err := random.Layer(size, types.DockerLayer)
 		if err != nil {
 			t.Fatal(err)
@@ -38,7 +38,7 @@ func multiLayerImage(t *testing.T, bigLayer int64) v1.Image {
 // listener (on a non-default port) and pull it back with matching digests.
 func TestPushAndPullThroughGateway(t *testing.T) {
 	alice := user(t, "alice")
-	img := multiLayerImage(t, 100<<20)
+	img := imageOf(t, 100<<20, 4<<10, 300<<10)
 	port := e.httpsAddr[strings.LastIndex(e.httpsAddr, ":")+1:]
 	ref, err := name.ParseReference("127.0.0.1:" + port + "/" + repoName + ":v1")
 	if err != nil {
