@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
+	"github.com/toanc/aws-ecr-ldap/internal/policy"
 )
 
 // credKey names one username and password pair without revealing either: an
@@ -73,7 +74,8 @@ type credCache struct {
 type cacheEntry struct {
 	key        credKey
 	id         ldapauth.Identity
-	userHeader []string // []string{id.Name}, shared by every response: no allocation per hit
+	userHeader []string        // []string{id.Name}, shared by every response: no allocation per hit
+	subject    *policy.Subject // id folded for the policy, once per login
 	verified   time.Time
 	prev, next *cacheEntry
 }
@@ -120,10 +122,11 @@ func (c *credCache) graceGet(k credKey, now time.Time) (*cacheEntry, bool) {
 
 // put records that LDAP has just verified k as id.
 func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
+	subject := policy.NewSubject(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[k]; ok {
-		e.id, e.userHeader, e.verified = id, []string{id.Name}, now
+		e.id, e.userHeader, e.subject, e.verified = id, []string{id.Name}, subject, now
 		c.moveToFront(e)
 		return
 	}
@@ -138,7 +141,7 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 		c.remove(c.head.prev)
 		c.metrics.cacheEvictions.Inc()
 	}
-	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, verified: now}
+	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, verified: now}
 	c.m[k] = e
 	c.pushFront(e)
 	c.metrics.cacheEntries.Set(float64(len(c.m)))

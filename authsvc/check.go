@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
+	"github.com/toanc/aws-ecr-ldap/internal/policy"
+	"github.com/toanc/aws-ecr-ldap/internal/regpath"
 )
 
 // CheckOptions says what `authsvc check` looks at beyond the servers.
@@ -18,6 +20,9 @@ type CheckOptions struct {
 	Username    string // look this user up; "" checks the servers only
 	Password    Secret // tried with a bind when TryPassword is set
 	TryPassword bool
+	// Repository, with Username and AUTH_POLICY_FILE, shows the policy's
+	// decision for each action on it (-repo).
+	Repository string
 }
 
 // Check is `authsvc check`: what an ops engineer runs first when logins fail.
@@ -25,7 +30,10 @@ type CheckOptions struct {
 // account; given a username, it shows the entry found, the canonical name, the
 // groups and whether they satisfy LDAP_REQUIRE_GROUP; given a password, it
 // tries the login. The report goes to out; the error says how many steps
-// failed. cfg must have been loaded by LoadConfig.
+// failed. With AUTH_POLICY_FILE it also shows the policy (LoadConfig has
+// checked it) and, given a user, the user's actions rule by rule and, given a
+// repository, the decision for each action there. cfg must have been loaded
+// by LoadConfig.
 func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, logger *slog.Logger) error {
 	lc, err := cfg.LDAPConfig()
 	if err != nil {
@@ -40,6 +48,10 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, lo
 	defer client.Close()
 	fmt.Fprintln(out, "configuration: ok")
 	describe(out, cfg, client)
+	pol, err := checkPolicy(out, cfg.Policy)
+	if err != nil {
+		return err
+	}
 
 	failures := 0
 	for _, p := range client.ProbeAll(ctx) {
@@ -56,7 +68,7 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, lo
 	}
 
 	if opts.Username != "" {
-		failures += checkUser(ctx, out, client, opts)
+		failures += checkUser(ctx, out, client, opts, pol)
 	}
 	if failures > 0 {
 		fmt.Fprintf(out, "result: %d check(s) FAILED\n", failures)
@@ -93,7 +105,7 @@ func describe(out io.Writer, cfg Config, client *ldapauth.Client) {
 }
 
 // checkUser reports on one user and returns the number of failed steps.
-func checkUser(ctx context.Context, out io.Writer, client *ldapauth.Client, opts CheckOptions) int {
+func checkUser(ctx context.Context, out io.Writer, client *ldapauth.Client, opts CheckOptions, pol *policy.Policy) int {
 	id, err := client.Lookup(ctx, opts.Username)
 	if err != nil {
 		fmt.Fprintf(out, "user %q: FAILED: %s\n", opts.Username, explain(err))
@@ -116,6 +128,9 @@ func checkUser(ctx context.Context, out io.Writer, client *ldapauth.Client, opts
 		} else {
 			fmt.Fprintln(out, "required groups: ok (member of at least one)")
 		}
+	}
+	if pol != nil {
+		showPolicy(out, pol, policy.NewSubject(id), opts.Repository)
 	}
 	if opts.TryPassword {
 		if _, err := client.Authenticate(ctx, opts.Username, opts.Password.Reveal()); err != nil {
@@ -155,4 +170,69 @@ func ReadPassword(r io.Reader) (Secret, error) {
 		return "", errors.New("read password: empty")
 	}
 	return Secret(line), nil
+}
+
+// checkPolicy reports the policy file; nil, nil without one.
+func checkPolicy(out io.Writer, pc PolicyConfig) (*policy.Policy, error) {
+	if pc.File == "" {
+		fmt.Fprintln(out, "policy: none (AUTH_POLICY_FILE unset: every user LDAP accepts may pull, push and delete)")
+		return nil, nil
+	}
+	p := pc.Loaded()
+	if p == nil {
+		var err error
+		if p, err = policy.Load(pc.File); err != nil {
+			fmt.Fprintf(out, "policy %s: FAILED\n%v\n", pc.File, err)
+			return nil, err
+		}
+	}
+	fmt.Fprintf(out, "policy %s: ok (%d rules, default: %s)\n", pc.File, len(p.Rules), p.Default)
+	return p, nil
+}
+
+// showPolicy prints what s may do: the rules that include s, in order (the
+// first of them whose repositories match a repository decides there), the
+// default, the catalog, and with repo the decision for each action on it.
+func showPolicy(out io.Writer, p *policy.Policy, s *policy.Subject, repo string) {
+	fmt.Fprintf(out, "policy for %s (first matching rule wins):\n", s.Name)
+	named := false
+	for _, r := range p.Rules {
+		if !r.Includes(s) {
+			continue
+		}
+		named = true
+		fmt.Fprintf(out, "  %-28s line %-4d %s on %s\n", ruleTitle(r)+":", r.Line, r.Actions, strings.Join(r.Repositories, ", "))
+	}
+	if !named {
+		fmt.Fprintln(out, "  no rule names this user or their groups")
+	}
+	fmt.Fprintf(out, "  %-28s           %s on every other repository\n", "default:", p.Default)
+	if v := p.Authorize(s, regpath.Request{Action: regpath.ActionCatalog}); v.Allowed {
+		fmt.Fprintf(out, "  catalog: allowed by %s\n", v.Rule)
+	} else {
+		fmt.Fprintf(out, "  catalog: denied by %s\n", v.Rule)
+	}
+	if repo == "" {
+		return
+	}
+	if !regpath.ValidRepository(repo) {
+		fmt.Fprintf(out, "repository %q: not a valid repository name (lower case components joined by '/')\n", repo)
+		return
+	}
+	fmt.Fprintf(out, "decisions on %s:\n", repo)
+	for _, a := range []regpath.Action{regpath.ActionPull, regpath.ActionPush, regpath.ActionDelete} {
+		v := p.Authorize(s, regpath.Request{Action: a, Repository: repo})
+		if v.Allowed {
+			fmt.Fprintf(out, "  %-7s allowed by %s\n", a+":", v.Rule)
+		} else {
+			fmt.Fprintf(out, "  %-7s denied by %s: %s\n", a+":", v.Rule, v.Reason)
+		}
+	}
+}
+
+func ruleTitle(r *policy.Rule) string {
+	if r.Name == "" {
+		return r.Label
+	}
+	return fmt.Sprintf("rule %d %q", r.Index, r.Name)
 }

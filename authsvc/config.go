@@ -49,6 +49,7 @@ type Config struct {
 	LogLevel                 string        // LOG_LEVEL: debug, info, warn or error
 	Directory                LDAPDirectory // LDAP_PRESET, LDAP_*TLS*, LDAP_POOL_*, LDAP_GROUP_*, ...: see LDAPDirectory
 	Service                  ServiceConfig // AUTH_CACHE_*, AUTH_GRACE_PERIOD, AUTH_MAX_FAILURES*, AUTH_METRICS_ADDR: config_service.go
+	Policy                   PolicyConfig  // AUTH_POLICY_FILE, AUTH_POLICY_POLL: config_policy.go
 
 	passwordFromFile bool // LDAPBindPassword was read from LDAPBindPasswordFile
 }
@@ -99,6 +100,7 @@ func LoadConfig() (Config, error) {
 	}
 	errs = append(errs, cfg.Directory.load(failed)...)
 	errs = append(errs, cfg.Service.load(failed)...)
+	errs = append(errs, cfg.Policy.load(failed)...)
 	for _, p := range cfg.problems() {
 		if !failed[p.name] {
 			errs = append(errs, p)
@@ -193,6 +195,7 @@ func (c Config) problems() []problem {
 		add("LOG_LEVEL", "%v", err)
 	}
 	ps = append(ps, c.Service.problems()...)
+	ps = append(ps, c.Policy.problems(c)...)
 	return ps
 }
 

@@ -6,7 +6,9 @@
 //	204  allowed; X-Auth-Request-User: <name as the directory spells it>
 //	401  missing, malformed or wrong credentials, or too many failed logins;
 //	     WWW-Authenticate: Basic realm="<AUTH_REALM>", charset="UTF-8"
-//	403  authenticated but not in the required group
+//	403  authenticated but not permitted: not in the required group, refused by the
+//	     policy, or an unsupported or non-canonical registry request;
+//	     X-Auth-Reason: <one line for the docker client, escaped for a JSON string>
 //	503  LDAP unreachable, timed out or misconfigured (never 401: an outage must not look like a wrong password)
 //
 // nginx passes the client's Authorization header and X-Original-Method,
@@ -14,6 +16,40 @@
 // GET /readyz answers 200 when an LDAP server answers a ping (one ping per 5 s at
 // most, shared by concurrent probes), else 503. With AUTH_METRICS_ADDR set,
 // Prometheus metrics are served on that separate listener at /metrics.
+//
+// # Repository policy
+//
+// With AUTH_POLICY_FILE set, every request whose identity is established is
+// also judged by the policy (package policy documents the file): the original
+// method and URI are parsed by package regpath into an action (login, catalog,
+// pull, push, delete), a repository, a tag or digest, and for a blob mount the
+// repository mounted from; the first matching rule decides. GET /v2/ (docker
+// login) is allowed to every authenticated user. A request the parser refuses
+// (percent-encoding, "..", "//", a backslash, a method the route does not
+// take, anything outside the registry API) is a 403 "unsupported registry
+// request". The credential cache keeps the identity only: the policy is
+// evaluated on every request, cache hits included, with no allocation.
+// Without AUTH_POLICY_FILE nothing changes: any user LDAP accepts (and in
+// LDAP_REQUIRE_GROUP, when set) may do anything.
+//
+// The file is read at start (a broken file stops authsvc, naming the line),
+// then reloaded on SIGHUP and whenever its modification time or size changes
+// (checked every AUTH_POLICY_POLL, default 5s; 0 polls never). A reload swaps
+// the policy atomically; a file that does not load leaves the old policy in
+// force and logs an ERROR with the problem. Metrics: authsvc_policy_reload_success
+// (0 or 1, the last attempt), authsvc_policy_last_reload_success_timestamp_seconds,
+// authsvc_policy_rules.
+//
+// # Denial reasons (X-Auth-Reason)
+//
+// A 403 carries a reason the docker client can print, e.g. "alice may pull but
+// not push team-b/api (needs group team-b-devs)", "alice is not in a group
+// allowed to use this registry" (LDAP_REQUIRE_GROUP), or "unsupported registry
+// request" (never the path). The value is ready to paste between the double
+// quotes of a JSON string: '"' and '\' are escaped, control characters
+// dropped, and everything outside printable ASCII written \uXXXX; it is at
+// most 1024 bytes. A 401 never carries a reason, so nothing tells whether a
+// user exists; a 403 only goes to a user who proved the password.
 //
 // # Credential cache
 //
@@ -73,7 +109,10 @@
 //
 // One JSON line per decision: decision (allow, deny_401, deny_403, error,
 // limited), status, user (the directory's spelling when known), client_ip,
-// method, uri, cache (hit, miss, grace), duration, reason. Never the password,
+// method, uri, cache (hit, miss, grace), duration; when the request parses,
+// action, repository, reference (tag or digest) and mount_from (mounts only);
+// rule (the policy rule's name or "rule N", "default", "login", or
+// "required-group") and reason (why it was refused). Never the password,
 // the Authorization header or anything derived from them. With
 // AUTH_LOG_CACHE_HITS=false, allowed cache hits are logged at debug level: the
 // line is most of a hit's cost, and nginx's access log already has them.

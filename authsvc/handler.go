@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/toanc/aws-ecr-ldap/internal/ldapauth"
+	"github.com/toanc/aws-ecr-ldap/internal/policy"
+	"github.com/toanc/aws-ecr-ldap/internal/regpath"
 )
 
 // Authenticator checks a username and password. Errors wrapping
@@ -26,6 +28,10 @@ var _ Authenticator = (*ldapauth.Client)(nil)
 
 // UserHeader carries the authenticated name back to nginx.
 const UserHeader = "X-Auth-Request-User"
+
+// ReasonHeader carries the reason of a 403 to nginx, which shows it to the
+// docker client inside a JSON error; see reasonValue.
+const ReasonHeader = "X-Auth-Reason"
 
 // Longest user and URI written to a log line.
 const (
@@ -54,6 +60,9 @@ type Options struct {
 	// (AUTH_LOG_CACHE_HITS=false): the JSON line is most of a hit's cost, and
 	// nginx's access log already records each request with its user.
 	QuietHits bool
+	// Policy is the repository policy (AUTH_POLICY_FILE) in force; nil keeps
+	// the policy-free behaviour: any user LDAP accepts may do anything.
+	Policy *policy.Store
 }
 
 // NewHandler serves /auth (any method), /healthz and /readyz with no cache, no
@@ -83,6 +92,7 @@ func NewHandlerWith(auth Authenticator, opts Options) http.Handler {
 		keys:      newKeyer(),
 		grace:     opts.GracePeriod,
 		hitLevel:  slog.LevelInfo,
+		policy:    opts.Policy,
 	}
 	if opts.QuietHits {
 		h.hitLevel = slog.LevelDebug
@@ -131,7 +141,8 @@ type authHandler struct {
 	grace     time.Duration
 	limiter   *limiter // nil: no limits
 	flights   singleflight.Group
-	hitLevel  slog.Level // of the line for an allowed cache hit
+	hitLevel  slog.Level    // of the line for an allowed cache hit
+	policy    *policy.Store // nil: no policy
 }
 
 // How a request was answered with respect to the cache, for the log line.
@@ -151,7 +162,19 @@ type decision struct {
 	cache  string   // cacheHit, ...
 	shared bool     // waited for another request's identical LDAP check
 	reason error
+
+	subject *policy.Subject // the user, for the policy (on an allowed identity)
+	req     regpath.Request // what the request does, when parsed
+	parsed  bool
+	rule    string // what decided: a policy rule, "default", "login", "required-group"
+	denial  string // the 403's reason for the user (X-Auth-Reason); never for a 401
 }
+
+// Fixed denials. The unsupported one does not echo the path.
+const (
+	reasonUnsupported = "unsupported registry request"
+	reasonNotInGroup  = " is not in a group allowed to use this registry"
+)
 
 // Header values shared by every response; net/http only reads them.
 var noStore = []string{"no-store"}
@@ -165,6 +188,10 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr[UserHeader] = d.header
 	case http.StatusUnauthorized:
 		hdr["Www-Authenticate"] = h.challenge
+	case http.StatusForbidden:
+		if d.denial != "" {
+			hdr[ReasonHeader] = []string{reasonValue(d.denial)}
+		}
 	}
 	hdr["Cache-Control"] = noStore
 	w.WriteHeader(d.status)
@@ -195,7 +222,8 @@ func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 	if h.cache != nil {
 		if e, ok := h.cache.get(key, now); ok {
 			h.metrics.cacheHits.Inc()
-			return decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name, header: e.userHeader, cache: cacheHit}
+			return h.authorize(r, decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name,
+				header: e.userHeader, cache: cacheHit, subject: e.subject})
 		}
 		h.metrics.cacheMisses.Inc()
 	}
@@ -218,12 +246,16 @@ func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 			h.limiter.success(user, addr, h.now())
 		}
 		d.status, d.result, d.user, d.header = http.StatusNoContent, resultAllow, id.Name, []string{id.Name}
+		if h.policy != nil {
+			d.subject = policy.NewSubject(id)
+		}
+		return h.authorize(r, d)
 	case errors.Is(err, ldapauth.ErrUnavailable):
 		if h.grace > 0 {
 			if e, ok := h.cache.graceGet(key, now); ok {
 				h.metrics.graceAllows.Inc()
-				return decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name, header: e.userHeader,
-					cache: cacheGrace, shared: shared, reason: err}
+				return h.authorize(r, decision{status: http.StatusNoContent, result: resultAllow, user: e.id.Name, header: e.userHeader,
+					cache: cacheGrace, shared: shared, reason: err, subject: e.subject})
 			}
 		}
 		d.status, d.result = http.StatusServiceUnavailable, resultError
@@ -240,12 +272,47 @@ func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 	case errors.Is(err, ldapauth.ErrForbidden):
 		// Not cached: group changes take effect on the next request, and a 403
 		// ends a docker session at once, so there is no stream of them to save.
+		// The password is proven, so the reason may name the user as given.
 		d.status, d.result = http.StatusForbidden, resultDeny403
+		d.rule, d.denial = "required-group", user+reasonNotInGroup
 	default:
 		d.status, d.result = http.StatusServiceUnavailable, resultError
 	}
 	return d
 }
+
+// authorize applies the policy, if any, to a request whose identity is
+// established (d is a 204). It parses the original method and URI nginx
+// passed; a request the parser refuses is denied as unsupported.
+func (h *authHandler) authorize(r *http.Request, d decision) decision {
+	if h.policy == nil {
+		return d
+	}
+	methods, uris := r.Header["X-Original-Method"], r.Header["X-Original-Uri"]
+	var err error
+	if len(methods) != 1 || len(uris) != 1 {
+		err = errOriginal
+	} else {
+		d.req, err = regpath.Parse(methods[0], uris[0])
+	}
+	if err != nil {
+		d.status, d.result, d.header, d.rule, d.denial = http.StatusForbidden, resultDeny403, nil, "", reasonUnsupported
+		d.reason = err
+		return d
+	}
+	d.parsed = true
+	v := h.policy.Policy().Authorize(d.subject, d.req)
+	d.rule = v.Rule
+	if !v.Allowed {
+		// The denial is the reason to log, even over a grace allowance's
+		// "ldap unavailable".
+		d.status, d.result, d.header, d.denial, d.reason = http.StatusForbidden, resultDeny403, nil, v.Reason, nil
+	}
+	return d
+}
+
+// errOriginal: nginx must send exactly one X-Original-Method and X-Original-URI.
+var errOriginal = fmt.Errorf("%w: want one X-Original-Method and one X-Original-URI header", regpath.ErrUnsupported)
 
 // errLimited is the logged reason of a request refused by the limiter.
 var errLimited = errors.New("too many failed logins; not asking ldap")
@@ -297,7 +364,7 @@ func (h *authHandler) log(r *http.Request, d decision, elapsed time.Duration) {
 	switch {
 	case d.cache == cacheHit:
 		level = h.hitLevel
-	case d.cache == cacheGrace:
+	case d.cache == cacheGrace && d.status == http.StatusNoContent:
 		level, msg = slog.LevelWarn, "ldap unavailable; allowing from grace cache"
 	case d.status == http.StatusServiceUnavailable:
 		level = slog.LevelError
@@ -314,16 +381,38 @@ func (h *authHandler) log(r *http.Request, d decision, elapsed time.Duration) {
 		slog.String("uri", clip(firstHeader(r.Header, "X-Original-Uri"), maxLoggedURI)),
 		slog.String("cache", d.cache),
 		slog.Duration("duration", elapsed),
-		{},
-		{},
+		{}, {}, {}, {}, {}, {}, {},
 	}
 	n := 8
+	if !d.parsed && h.policy == nil {
+		// Without a policy nothing was parsed to decide; parse for the audit
+		// trail only, and leave the fields out of a request it refuses.
+		d.req, d.parsed = parseOriginal(r.Header)
+	}
+	if d.parsed {
+		attrs[n] = slog.String("action", string(d.req.Action))
+		attrs[n+1] = slog.String("repository", d.req.Repository)
+		attrs[n+2] = slog.String("reference", d.req.Reference)
+		n += 3
+		if d.req.MountFrom != "" {
+			attrs[n] = slog.String("mount_from", d.req.MountFrom)
+			n++
+		}
+	}
+	if d.rule != "" {
+		attrs[n] = slog.String("rule", d.rule)
+		n++
+	}
 	if d.shared {
 		attrs[n] = slog.Bool("shared", true)
 		n++
 	}
-	if d.reason != nil {
+	switch {
+	case d.reason != nil:
 		attrs[n] = slog.String("reason", d.reason.Error())
+		n++
+	case d.denial != "":
+		attrs[n] = slog.String("reason", d.denial)
 		n++
 	}
 	h.logger.LogAttrs(r.Context(), level, msg, attrs[:n]...)

@@ -48,6 +48,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	opts := cfg.Service.handlerOptions(cfg.Realm, logger, NewMetrics(reg))
 	opts.Pinger = client
+	var reloader *policyReloader
+	if cfg.Policy.File != "" {
+		if reloader, err = openPolicy(cfg.Policy, reg, logger, time.Now); err != nil {
+			return err
+		}
+		defer reloader.close()
+		opts.Policy = reloader.w.Store
+	}
 	ln, err := Listen(cfg.ListenAddr)
 	if err != nil {
 		return err
@@ -67,11 +75,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"cache_ttl", cfg.Service.CacheTTL, "cache_size", cfg.Service.CacheSize, "grace_period", cfg.Service.GracePeriod,
 		"max_failures", cfg.Service.MaxFailures, "max_failures_per_user", cfg.Service.MaxFailuresPerUser,
 		"max_failures_per_ip", cfg.Service.MaxFailuresPerIP, "failure_window", cfg.Service.FailureWindow,
-		"metrics_addr", cfg.Service.MetricsAddr)
+		"metrics_addr", cfg.Service.MetricsAddr, "policy_file", cfg.Policy.File)
 
 	// Either server failing stops both.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return Serve(gctx, srv, ln) })
+	if reloader != nil {
+		g.Go(func() error { return reloader.run(gctx) })
+	}
 	if metricsLn != nil {
 		msrv := NewServer(MetricsHandler(reg), logger)
 		g.Go(func() error { return Serve(gctx, msrv, metricsLn) })

@@ -5,8 +5,9 @@
 //	authsvc               serve
 //	authsvc -healthcheck  exit 0 if the authsvc at AUTH_LISTEN_ADDR is alive
 //	authsvc -version      print the version
-//	authsvc check [-password-stdin] [username]
-//	                      check the LDAP configuration, every server, and a user
+//	authsvc check [-password-stdin] [-repo name] [username]
+//	                      check the LDAP configuration, every server, the policy
+//	                      file, and a user (with -repo: the policy's decisions there)
 package main
 
 import (
@@ -75,8 +76,9 @@ func check(ctx context.Context) error {
 func checkLDAP(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin and try the login")
+	repo := fs.String("repo", "", "with a username and AUTH_POLICY_FILE: show the decision for pull, push and delete on this repository")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: authsvc check [-password-stdin] [username]")
+		fmt.Fprintln(fs.Output(), "usage: authsvc check [-password-stdin] [-repo name] [username]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +87,10 @@ func checkLDAP(ctx context.Context, args []string) error {
 	if fs.NArg() > 1 {
 		return fmt.Errorf("check: want at most one username, got %q", fs.Args())
 	}
-	opts := authsvc.CheckOptions{Username: fs.Arg(0), TryPassword: *passwordStdin}
+	opts := authsvc.CheckOptions{Username: fs.Arg(0), TryPassword: *passwordStdin, Repository: *repo}
+	if opts.Repository != "" && opts.Username == "" {
+		return errors.New("check: -repo needs a username")
+	}
 	if opts.TryPassword {
 		if opts.Username == "" {
 			return errors.New("check: -password-stdin needs a username")

@@ -29,6 +29,7 @@ type env struct {
 	ca       *testpki.CA
 
 	httpAddr, httpsAddr string
+	policyFile          string
 	runDir              string
 	gateway             *exec.Cmd
 	gatewayDone         chan error
@@ -45,6 +46,25 @@ const (
 )
 
 var e *env
+
+// e2ePolicy is the repository policy of the gateway under test: registry-users
+// own team-a and may pull team-b; only the ops group may delete in team-a; no
+// one may pull team-c.
+const e2ePolicy = `default: []
+rules:
+  - name: ops delete in team-a
+    repositories: ["team-a", "team-a/**"]
+    actions: [pull, push, delete]
+    groups: ["ops, registry"]
+  - name: team-a developers
+    repositories: ["team-a", "team-a/**"]
+    actions: [pull, push]
+    groups: [registry-users]
+  - name: readers
+    repositories: ["team-b/**"]
+    actions: [pull]
+    groups: ["` + slapd.GroupRegistryUsers + `"]
+`
 
 func TestMain(m *testing.M) {
 	code, err := runSuite(m)
@@ -108,7 +128,7 @@ func (e *env) start() error {
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
-	for _, r := range []string{repoName, "team-b/api"} {
+	for _, r := range []string{repoName, "team-b/api", "team-c/secret"} {
 		if err := e.emu.CreateRepository(r); err != nil {
 			return err
 		}
@@ -127,6 +147,12 @@ func (e *env) start() error {
 		Timeout:       60 * time.Second,
 	}
 
+	policyFile := filepath.Join(e.dir, "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy), 0o644); err != nil {
+		return err
+	}
+	e.policyFile = policyFile
+
 	e.httpAddr, e.httpsAddr = freeAddr(), freeAddr()
 	e.runDir = filepath.Join(e.dir, "run")
 	cmd := exec.Command(filepath.Join(bin, "gateway"))
@@ -144,6 +170,9 @@ func (e *env) start() error {
 		"LDAP_BIND_DN="+slapd.ServiceDN,
 		"LDAP_BIND_PASSWORD="+slapd.ServicePassword,
 		"LDAP_REQUIRE_GROUP="+slapd.GroupRegistryUsers,
+		"LDAP_GROUP_BASE="+slapd.GroupsDN,
+		"AUTH_POLICY_FILE="+policyFile,
+		"AUTH_POLICY_POLL=200ms",
 		"LDAP_DIAL_TIMEOUT=2s",
 		"LDAP_TIMEOUT=5s",
 		"AUTH_REALM=e2e registry",

@@ -135,7 +135,7 @@ func TestBlobDownloadRedirectsToS3Untouched(t *testing.T) {
 // G8: ECR's NAME_UNKNOWN for a missing repository reaches the client unchanged.
 func TestMissingRepositoryIsNameUnknown(t *testing.T) {
 	alice := user(t, "alice")
-	a := e.do(t, http.MethodPost, "/v2/team-z/missing/blobs/uploads/", basic(alice.Name, alice.Password))
+	a := e.do(t, http.MethodPost, "/v2/team-a/missing/blobs/uploads/", basic(alice.Name, alice.Password))
 	if a.status != http.StatusNotFound || !strings.Contains(a.body, `"NAME_UNKNOWN"`) {
 		t.Errorf("POST upload to a missing repository: got %d %q; want 404 NAME_UNKNOWN", a.status, a.body)
 	}
