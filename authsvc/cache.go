@@ -126,9 +126,9 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[k]; ok {
-		e.id, e.userHeader, e.subject, e.verified = id, []string{id.Name}, subject, now
-		c.moveToFront(e)
-		return
+		// Replace, never update in place: a request that got e from get reads
+		// its fields after the lock is released.
+		c.remove(e)
 	}
 	// Drop a couple of stale entries from the cold end so that the size gauge
 	// does not count the dead for long.
