@@ -127,8 +127,11 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 }
 
 // Listen listens on host:port, or on a unix socket for "unix:/path". A stale
-// socket file left by a dead process is removed; the socket is made 0660 so that
-// nginx's group can use it.
+// socket file left by a dead process is removed. The socket is made 0666:
+// nginx's workers often run as another user than its master (nobody or
+// www-data under a root master), and a socket open to every local user is no
+// more exposed than the default TCP listener on 127.0.0.1. To restrict it, put
+// it in a directory that only nginx's user can enter.
 func Listen(addr string) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
@@ -145,7 +148,7 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, 0o666); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}

@@ -94,8 +94,8 @@ func TestUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fi.Mode().Perm(); got != 0o660 {
-		t.Errorf("socket mode: got %o; want 660", got)
+	if got := fi.Mode().Perm(); got != 0o666 {
+		t.Errorf("socket mode: got %o; want 666", got)
 	}
 	if resp := get(t, client, base+"/healthz", ""); resp.StatusCode != 200 {
 		t.Errorf("GET /healthz over the socket: got %d; want 200", resp.StatusCode)

@@ -80,6 +80,11 @@ func runSuite(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// nginx's workers (another user under a root master) reach authsvc's
+	// socket in here.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return 0, err
+	}
 	defer os.RemoveAll(dir)
 	e = &env{dir: dir}
 	defer e.close()
@@ -164,7 +169,9 @@ func (e *env) start() error {
 		"GATEWAY_RUN_DIR="+e.runDir,
 		"GATEWAY_NGINX_CONF="+filepath.Join(repoRoot(), "nginx", "nginx.conf"),
 		"GATEWAY_BIN_DIR="+bin,
-		"AUTH_LISTEN_ADDR="+freeAddr(),
+		// A unix socket, as the README recommends: nginx's workers run as
+		// another user than its root master and must still reach it.
+		"AUTH_LISTEN_ADDR=unix:"+filepath.Join(e.dir, "authsvc.sock"),
 		"ECR_CA_FILE="+caFile,
 		"LDAP_URL="+e.ldap.URL()+slapd.SearchPath,
 		"LDAP_BIND_DN="+slapd.ServiceDN,
