@@ -66,9 +66,10 @@ type credCache struct {
 	size             int
 	metrics          *Metrics
 
-	mu   sync.Mutex
-	m    map[credKey]*cacheEntry
-	head cacheEntry // sentinel of the LRU ring: head.next is the most recent
+	mu     sync.Mutex
+	m      map[credKey]*cacheEntry
+	byName map[string][]*cacheEntry // entries per canonical user name
+	head   cacheEntry               // sentinel of the LRU ring: head.next is the most recent
 }
 
 type cacheEntry struct {
@@ -82,7 +83,7 @@ type cacheEntry struct {
 
 func newCredCache(ttl, grace time.Duration, size int, m *Metrics) *credCache {
 	c := &credCache{ttl: ttl, grace: grace, keep: max(ttl, grace), size: max(size, 1), metrics: m,
-		m: make(map[credKey]*cacheEntry)}
+		m: make(map[credKey]*cacheEntry), byName: make(map[string][]*cacheEntry)}
 	c.head.prev, c.head.next = &c.head, &c.head
 	return c
 }
@@ -120,15 +121,20 @@ func (c *credCache) graceGet(k credKey, now time.Time) (*cacheEntry, bool) {
 	return e, true
 }
 
-// put records that LDAP has just verified k as id.
+// put records that LDAP has just verified k as id. Every other entry of the
+// same user goes: once a new password works, an old one still in the cache
+// must not keep working until its TTL ends.
 func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 	subject := policy.NewSubject(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Replace, never update in place: a request that got an entry from get
+	// reads its fields after the lock is released.
 	if e, ok := c.m[k]; ok {
-		// Replace, never update in place: a request that got e from get reads
-		// its fields after the lock is released.
 		c.remove(e)
+	}
+	for len(c.byName[id.Name]) > 0 {
+		c.remove(c.byName[id.Name][0])
 	}
 	// Drop a couple of stale entries from the cold end so that the size gauge
 	// does not count the dead for long.
@@ -143,6 +149,7 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 	}
 	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, verified: now}
 	c.m[k] = e
+	c.byName[id.Name] = append(c.byName[id.Name], e)
 	c.pushFront(e)
 	c.metrics.cacheEntries.Set(float64(len(c.m)))
 }
@@ -157,6 +164,18 @@ func (c *credCache) remove(e *cacheEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
 	delete(c.m, e.key)
+	same := c.byName[e.id.Name]
+	for i, o := range same {
+		if o == e {
+			same = append(same[:i], same[i+1:]...)
+			break
+		}
+	}
+	if len(same) == 0 {
+		delete(c.byName, e.id.Name)
+	} else {
+		c.byName[e.id.Name] = same
+	}
 	c.metrics.cacheEntries.Set(float64(len(c.m)))
 }
 
@@ -172,4 +191,58 @@ func (c *credCache) moveToFront(e *cacheEntry) {
 	}
 	e.prev.next, e.next.prev = e.next, e.prev
 	c.pushFront(e)
+}
+
+// failureMemory remembers credentials LDAP has just refused, so that a burst
+// of requests with the same wrong password (a CI job with a stale secret, a
+// docker client retrying) costs the directory one failed bind instead of one
+// per request, and cannot trip a directory lockout policy by itself. The same
+// credentials are refused without LDAP for failureMemoryTTL. A retry is not a
+// new guess, so it does not count against the failed-login limits either.
+type failureMemory struct {
+	mu sync.Mutex
+	m  map[credKey]time.Time // expiry
+}
+
+const (
+	failureMemoryTTL  = 10 * time.Second
+	failureMemorySize = 10000
+)
+
+func newFailureMemory() *failureMemory {
+	return &failureMemory{m: make(map[credKey]time.Time)}
+}
+
+func (f *failureMemory) add(k credKey, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.m) >= failureMemorySize {
+		for key, exp := range f.m {
+			if !now.Before(exp) {
+				delete(f.m, key)
+			}
+		}
+		if len(f.m) >= failureMemorySize {
+			clear(f.m) // a spray of distinct failures: forgetting is safe
+		}
+	}
+	f.m[k] = now.Add(failureMemoryTTL)
+}
+
+func (f *failureMemory) has(k credKey, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exp, ok := f.m[k]
+	if ok && !now.Before(exp) {
+		delete(f.m, k)
+		return false
+	}
+	return ok
+}
+
+// forget drops k: LDAP has just accepted it.
+func (f *failureMemory) forget(k credKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.m, k)
 }

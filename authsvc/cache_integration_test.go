@@ -101,9 +101,10 @@ func TestA16OneBindOnSlapd(t *testing.T) {
 	}
 }
 
-// A changed password: the new one works at once (a miss goes to LDAP); the
-// old one keeps working from the cache until its TTL ends, the accepted cost
-// of a cache, and then stops.
+// A changed password: the new one works at once (a miss goes to LDAP), and
+// its success evicts the old one from the cache. Until someone logs in with
+// the new one, the old one keeps working from the cache for the TTL: the
+// accepted cost of a cache.
 func TestChangedPasswordOnSlapd(t *testing.T) {
 	srv := startSlapd(t)
 	s, base, client := cachedService(t, srv, Options{CacheTTL: 5 * time.Minute, CacheSize: 100})
@@ -114,16 +115,16 @@ func TestChangedPasswordOnSlapd(t *testing.T) {
 	setPassword(t, srv, alice.DN, newPW)
 	binds, before := userBinds(srv, alice.DN), srv.BindCount()
 	check(t, client, base, []httpCase{
+		{"old password before the new one is used (cached)", basic("alice:" + oldPW), 204, "alice"},
 		{"new password at once", basic("alice:" + newPW), 204, "alice"},
-		{"old password within the TTL (cached)", basic("alice:" + oldPW), 204, "alice"},
+		{"old password once the new one worked", basic("alice:" + oldPW), 401, ""},
 	})
-	waitForBindLog(srv, before+1)
-	if got := userBinds(srv, alice.DN) - binds; got != 1 {
-		t.Errorf("binds as alice for new+old: got %d; want 1 (the old password comes from the cache)", got)
+	waitForBindLog(srv, before+2)
+	if got := userBinds(srv, alice.DN) - binds; got != 2 {
+		t.Errorf("binds as alice for old(cached)+new+old: got %d; want 2 (the new password, then the evicted old one)", got)
 	}
 	s.clock.Advance(5 * time.Minute)
 	check(t, client, base, []httpCase{
-		{"old password after the TTL", basic("alice:" + oldPW), 401, ""},
 		{"new password after the TTL", basic("alice:" + newPW), 204, "alice"},
 	})
 }

@@ -239,17 +239,21 @@ func TestCacheThroughHandler(t *testing.T) {
 
 	s.wantStatus(t, "wrong password", basic("bob:nope"), "", 401)
 	s.wantStatus(t, "wrong password again", basic("bob:nope"), "", 401)
+	if got := auth.calls.Load(); got != 2 {
+		t.Errorf("calls after the same failure twice: got %d; want 2 (a repeat is answered from the failure memory)", got)
+	}
+	s.clock.Advance(failureMemoryTTL)
+	s.wantStatus(t, "wrong password after the failure memory", basic("bob:nope"), "", 401)
 	if got := auth.calls.Load(); got != 3 {
-		t.Errorf("calls after two failures: got %d; want 3 (failures are never cached)", got)
+		t.Errorf("calls after the failure memory ran out: got %d; want 3 (failures are never cached as successes)", got)
 	}
 
-	// A changed password: the new one is a new key, so LDAP answers at once;
-	// the old one is trusted until its TTL ends. That is the price of a cache.
+	// A changed password: the new one is a new key, so LDAP answers at once,
+	// and its success evicts the old one from the cache.
+	s.wantStatus(t, "old password still cached", basic("bob:pw"), "", 204)
 	auth.setPassword("bob", "pw2")
 	s.wantStatus(t, "new password at once", basic("bob:pw2"), "", 204)
-	s.wantStatus(t, "old password within TTL", basic("bob:pw"), "", 204)
-	s.clock.Advance(5 * time.Minute)
-	s.wantStatus(t, "old password after TTL", basic("bob:pw"), "", 401)
+	s.wantStatus(t, "old password once the new one worked", basic("bob:pw"), "", 401)
 
 	lines := s.logs.lines(t)
 	if got := lines[1]["cache"]; got != "hit" {

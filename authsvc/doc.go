@@ -58,8 +58,12 @@
 // password) with a random key drawn at start: nothing stored can be turned back
 // into a password, and a restart forgets everything. A hit does not extend the
 // TTL. Only successes are cached. A changed password is a new key, so it goes to
-// LDAP at once; the old password keeps working from the cache until its TTL ends,
-// which is the price of a cache (keep the TTL short). A 403 is not cached: a user
+// LDAP at once, and its success evicts every other cached password of that user;
+// until someone logs in with the new one, the old one keeps working from the cache
+// for its TTL, which is the price of a cache (keep the TTL short). Credentials
+// LDAP has just refused are remembered for 10 s (failureMemory): a burst of
+// retries with the same wrong password costs the directory one failed bind, not
+// one per request, and does not count again against the failed-login limits. A 403 is not cached: a user
 // added to the group gets in on the next request, and a 403 ends a docker session
 // at once, so there is no stream of them to save. At most AUTH_CACHE_SIZE
 // credentials are kept; the least recently used go first. Concurrent requests with

@@ -100,6 +100,9 @@ func NewHandlerWith(auth Authenticator, opts Options) http.Handler {
 	if opts.CacheTTL > 0 || opts.GracePeriod > 0 {
 		h.cache = newCredCache(opts.CacheTTL, opts.GracePeriod, opts.CacheSize, opts.Metrics)
 	}
+	if opts.CacheTTL > 0 {
+		h.failures = newFailureMemory()
+	}
 	if opts.Limits.enabled() {
 		h.limiter = newLimiter(opts.Limits)
 	}
@@ -137,7 +140,8 @@ type authHandler struct {
 	now       func() time.Time
 	metrics   *Metrics
 	keys      *keyer
-	cache     *credCache // nil: no cache and no grace
+	cache     *credCache     // nil: no cache and no grace
+	failures  *failureMemory // nil with the cache off
 	grace     time.Duration
 	limiter   *limiter // nil: no limits
 	flights   singleflight.Group
@@ -228,6 +232,9 @@ func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 		h.metrics.cacheMisses.Inc()
 	}
 
+	if h.failures != nil && h.failures.has(key, now) {
+		return decision{status: http.StatusUnauthorized, result: resultDeny401, user: user, cache: cacheMiss, reason: errRepeatedFailure}
+	}
 	addr := firstHeader(r.Header, "X-Real-Ip")
 	if h.limiter != nil {
 		if scope, ok := h.limiter.allow(user, addr, now); !ok {
@@ -260,6 +267,9 @@ func (h *authHandler) decide(r *http.Request, now time.Time) decision {
 		}
 		d.status, d.result = http.StatusServiceUnavailable, resultError
 	case errors.Is(err, ldapauth.ErrInvalidCredentials):
+		if h.failures != nil {
+			h.failures.add(key, h.now())
+		}
 		if h.limiter != nil {
 			for _, scope := range h.limiter.failure(user, addr, h.now()) {
 				h.metrics.trips[scope].Inc()
@@ -315,7 +325,10 @@ func (h *authHandler) authorize(r *http.Request, d decision) decision {
 var errOriginal = fmt.Errorf("%w: want one X-Original-Method and one X-Original-URI header", regpath.ErrUnsupported)
 
 // errLimited is the logged reason of a request refused by the limiter.
-var errLimited = errors.New("too many failed logins; not asking ldap")
+var (
+	errLimited         = errors.New("too many failed logins; not asking ldap")
+	errRepeatedFailure = errors.New("the same credentials failed moments ago; not asking ldap")
+)
 
 // check asks the authenticator, sharing one call among concurrent requests
 // with the same credentials. The call runs without the caller's cancellation

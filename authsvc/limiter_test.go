@@ -82,10 +82,12 @@ func TestLimiterBounded(t *testing.T) {
 	}
 }
 
-// failAs sends n wrong passwords for user from ip.
+// failAs sends n different wrong passwords for user from ip: guesses, each a
+// new failure (a repeat of the same wrong password is answered from the
+// failure memory and counts once).
 func failAs(s *testService, user, ip string, n int) {
-	for range n {
-		s.do(basic(user+":wrong"), ip)
+	for i := range n {
+		s.do(basic(fmt.Sprintf("%s:wrong-%s-%d", user, ip, i)), ip)
 	}
 }
 
