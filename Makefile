@@ -8,7 +8,7 @@ CMDS := authsvc tokenwriter gateway ecr-emulator demo
 # What the tests and the demo need from Debian. Nothing here starts a service.
 DEB_PACKAGES := slapd ldap-utils nginx docker-registry skopeo ca-certificates openssl curl
 
-.PHONY: help build test test-e2e run demo deps bench bench-load clean fmt vet
+.PHONY: help build test test-e2e run demo deps bench bench-load clean fmt vet images
 
 help:
 	@echo "make demo   try it: local OpenLDAP + registry + ECR emulator + the gateway"
@@ -16,6 +16,7 @@ help:
 	@echo "make test   unit and end-to-end tests (installs missing Debian packages as root)"
 	@echo "make build  build $(CMDS) into $(BIN)/"
 	@echo "make bench  Go benchmarks; make bench-load: auth_request load test with wrk"
+	@echo "make images build the authsvc, nginx and tokenwriter images (needs Docker)"
 
 build:
 	@mkdir -p $(BIN)
@@ -62,6 +63,16 @@ run: build
 # demo: everything on loopback, no AWS account or directory needed.
 demo: deps build
 	$(BIN)/demo
+
+# images: the three container images of deploy/ (deploy/README.md), tagged
+# $(IMAGE_REPOSITORY)/<name>:$(VERSION) as docker-compose.yml names them.
+IMAGE_REPOSITORY ?= aws-ecr-ldap
+IMAGES := authsvc nginx tokenwriter
+images:
+	@for x in $(IMAGES); do \
+	  echo "docker build -f deploy/$$x.Dockerfile -t $(IMAGE_REPOSITORY)/$$x:$(VERSION) ."; \
+	  docker build -f deploy/$$x.Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE_REPOSITORY)/$$x:$(VERSION) . || exit 1; \
+	done
 
 clean:
 	rm -rf $(BIN) .run
