@@ -53,7 +53,7 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, lo
 		return err
 	}
 
-	failures := 0
+	failures, answered := 0, 0
 	for _, p := range client.ProbeAll(ctx) {
 		tls := p.TLS
 		if tls == "" {
@@ -64,10 +64,16 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, lo
 			fmt.Fprintf(out, "server %s: FAILED after %s: %v\n", p.URL, round(p.Elapsed), p.Err)
 			continue
 		}
+		answered++
 		fmt.Fprintf(out, "server %s: ok (%s, service account bound, %s)\n", p.URL, tls, round(p.Elapsed))
 	}
 
-	if opts.Username != "" {
+	switch {
+	case opts.Username == "":
+	case answered == 0:
+		// Another round of dial timeouts would say nothing new.
+		fmt.Fprintf(out, "user %q: skipped: no LDAP server answered\n", opts.Username)
+	default:
 		failures += checkUser(ctx, out, client, opts, pol)
 	}
 	if failures > 0 {
@@ -78,30 +84,47 @@ func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, lo
 	return nil
 }
 
+// describe prints the settings as ldapauth uses them, presets and defaults
+// applied, and the configuration's warnings.
 func describe(out io.Writer, cfg Config, client *ldapauth.Client) {
-	d := cfg.Directory
+	st := client.Settings()
 	line := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(out, "  %-17s %s\n", k+":", v)
 		}
 	}
-	line("preset", d.Preset)
+	line("preset", string(st.Preset))
 	line("bind DN", cfg.LDAPBindDN)
-	line("required groups", strings.Join(client.RequiredGroups(), " | "))
-	line("group base", d.GroupBase)
-	line("group filter", d.GroupFilter)
-	line("member attribute", cfg.LDAPGroupMemberAttribute)
-	line("membership", d.GroupMembership)
-	if d.NestedGroups {
-		line("nested groups", "yes")
+	line("user base", st.BaseDN+" (scope "+st.Scope+")")
+	line("login attribute", st.LoginAttribute)
+	line("user filter", st.UserFilter)
+	line("required groups", strings.Join(st.RequiredGroups, " | "))
+	if st.ResolveGroups {
+		line("group base", st.GroupBase)
+		line("group filter", st.GroupFilter)
+		line("member attribute", st.MemberAttribute)
+		line("membership", string(st.Membership))
+		switch st.NestedGroups {
+		case "":
+			line("nested groups", "no")
+		case ldapauth.NestedWalk:
+			line("nested groups", fmt.Sprintf("walk, at most %d levels", st.NestedDepth))
+		default:
+			line("nested groups", string(st.NestedGroups)+" (Active Directory matching rule)")
+		}
+	} else {
+		line("groups", "not resolved (set LDAP_GROUP_BASE or LDAP_REQUIRE_GROUP)")
 	}
-	if d.StartTLS {
-		line("StartTLS", "yes")
-	}
-	if d.InsecureSkipVerify {
+	line("TLS", st.TLS)
+	if cfg.Directory.InsecureSkipVerify {
 		line("TLS verification", "DISABLED (LDAP_INSECURE_SKIP_VERIFY)")
 	}
-	line("CA file", d.CAFile)
+	line("CA file", cfg.Directory.CAFile)
+	line("timeouts", fmt.Sprintf("dial %s, whole request %s; a failed server is skipped for %s, doubling to 1m",
+		st.DialTimeout, st.Timeout, st.Backoff))
+	for _, w := range st.Warnings {
+		fmt.Fprintf(out, "WARNING: %s\n", w)
+	}
 }
 
 // checkUser reports on one user and returns the number of failed steps.
@@ -112,9 +135,12 @@ func checkUser(ctx context.Context, out io.Writer, client *ldapauth.Client, opts
 		return 1
 	}
 	fmt.Fprintf(out, "user %q: found\n  DN:               %s\n  canonical name:   %s\n", opts.Username, id.DN, id.Name)
-	if id.Groups == nil {
+	switch {
+	case id.Groups == nil:
 		fmt.Fprintln(out, "  groups:           not resolved (set LDAP_GROUP_BASE or LDAP_REQUIRE_GROUP)")
-	} else {
+	case len(id.Groups) == 0:
+		fmt.Fprintf(out, "  groups:           0 (resolved: in no group under %s)\n", client.Settings().GroupBase)
+	default:
 		fmt.Fprintf(out, "  groups:           %d\n", len(id.Groups))
 		for _, g := range id.Groups {
 			fmt.Fprintf(out, "    %s\n", g)

@@ -5,10 +5,13 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toanc/aws-ecr-ldap/internal/slapd"
+	"github.com/toanc/aws-ecr-ldap/internal/testpki"
 )
 
 func TestCheck(t *testing.T) {
@@ -22,6 +25,14 @@ func TestCheck(t *testing.T) {
 		return "ldap://" + ln.Addr().String()
 	}()
 	alice := mustUser(t, "alice")
+	ca, err := testpki.NewCA("check test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := ca.WriteCACert(caFile); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string
@@ -32,7 +43,31 @@ func TestCheck(t *testing.T) {
 		notWant []string
 	}{
 		{"servers only", nil, CheckOptions{}, false,
-			[]string{"configuration: ok", "server " + srv.URL(), "ok (no TLS, service account bound", "result: ok"}, nil},
+			[]string{"configuration: ok", "server " + srv.URL(), "ok (no TLS, service account bound", "result: ok",
+				"login attribute:  uid\n", "user filter:      (objectClass=inetOrgPerson)\n", "member attribute: member\n",
+				"TLS:              none (clear text)", "WARNING: ldap:// without StartTLS"}, []string{"LDAP_CA_FILE"}},
+		{"okta preset, explicit member attribute wins", func(c *Config) {
+			c.Directory.Preset, c.LDAPGroupMemberAttribute = "okta", "member"
+		}, CheckOptions{Username: "alice"}, false,
+			[]string{"preset:           okta", "member attribute: member\n", "user filter:      (objectClass=inetOrgPerson)", "required groups: ok"}, nil},
+		{"okta preset fills what is unset", func(c *Config) {
+			c.Directory.Preset, c.LDAPGroupMemberAttribute, c.LDAPRequireGroup = "okta", "", slapd.GroupUnique
+		}, CheckOptions{Username: "frank"}, false,
+			[]string{"member attribute: uniqueMember\n", "required groups: ok"}, nil},
+		{"activedirectory preset, explicit URL parts win", func(c *Config) {
+			c.Directory.Preset, c.LDAPURL = "activedirectory", srv.URL()+"/"+slapd.BaseDN+"?uid?sub?(objectClass=*)"
+		}, CheckOptions{Username: "alice"}, false,
+			[]string{"login attribute:  uid\n", "user filter:      (objectClass=*)\n", "canonical name:   alice", "required groups: ok"},
+			[]string{"sAMAccountName"}},
+		{"user in no group", func(c *Config) { c.Directory.NestedGroups = true }, CheckOptions{Username: "carol"}, true,
+			[]string{"groups:           0 (resolved: in no group under dc=example,dc=org)", "nested groups:    walk"},
+			[]string{"not resolved"}},
+		{"timeout too short for the server list", func(c *Config) {
+			c.LDAPURL, c.LDAPTimeout = srv.SearchURL()+" "+srv.URL()+" "+srv.URL(), 2*time.Second
+		}, CheckOptions{}, false,
+			[]string{"WARNING: 3 servers: if the first 2 do not answer, their dial timeouts (LDAP_DIAL_TIMEOUT 1s each) use up LDAP_TIMEOUT 2s"}, nil},
+		{"CA file without TLS", func(c *Config) { c.Directory.CAFile = caFile }, CheckOptions{}, false,
+			[]string{"WARNING: LDAP_CA_FILE (or a client certificate) is set but no TLS is used"}, nil},
 		{"user, groups and password", func(c *Config) {
 			c.LDAPRequireGroup = "cn=nobody,ou=groups,dc=example,dc=org; " + slapd.GroupOps
 		}, CheckOptions{Username: " ALICE", Password: Secret(alice.Password), TryPassword: true}, false,
@@ -76,6 +111,39 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A server that accepts and never answers costs one dial timeout, not one
+// for the probe and another for the user lookup.
+func TestCheckHungServerProbedOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // closed when the listener's loop ends
+		}
+	}()
+	const dial = 300 * time.Millisecond
+	cfg := Config{LDAPURL: "ldap://" + ln.Addr().String() + "/dc=example,dc=org", LDAPBindDN: slapd.ServiceDN,
+		LDAPBindPassword: "x", LDAPDialTimeout: dial, LDAPTimeout: 5 * time.Second, Realm: testRealm, LogLevel: "info"}
+	var out bytes.Buffer
+	start := time.Now()
+	err = Check(context.Background(), cfg, CheckOptions{Username: "alice"}, &out, slog.New(slog.DiscardHandler))
+	elapsed := time.Since(start)
+	t.Log("\n" + out.String())
+	if err == nil || !strings.Contains(out.String(), `user "alice": skipped: no LDAP server answered`) {
+		t.Errorf("Check: got %v; want a failure and the user step skipped", err)
+	}
+	if elapsed > dial*3/2 {
+		t.Errorf("Check took %v; want about one dial timeout (%v)", elapsed, dial)
 	}
 }
 

@@ -26,7 +26,7 @@ type env struct {
 	LDAPBindPassword         string `envconfig:"LDAP_BIND_PASSWORD"`
 	LDAPBindPasswordFile     string `envconfig:"LDAP_BIND_PASSWORD_FILE"`
 	LDAPRequireGroup         string `envconfig:"LDAP_REQUIRE_GROUP"`
-	LDAPGroupMemberAttribute string `envconfig:"LDAP_GROUP_MEMBER_ATTRIBUTE" default:"member"`
+	LDAPGroupMemberAttribute string `envconfig:"LDAP_GROUP_MEMBER_ATTRIBUTE"` // no default: unset means the preset's
 	LDAPDialTimeout          string `envconfig:"LDAP_DIAL_TIMEOUT" default:"5s"`
 	LDAPTimeout              string `envconfig:"LDAP_TIMEOUT" default:"10s"`
 	ListenAddr               string `envconfig:"AUTH_LISTEN_ADDR" default:"127.0.0.1:9000"`
@@ -41,7 +41,7 @@ type Config struct {
 	LDAPBindPassword         Secret        // LDAP_BIND_PASSWORD
 	LDAPBindPasswordFile     string        // LDAP_BIND_PASSWORD_FILE, read once at start
 	LDAPRequireGroup         string        // LDAP_REQUIRE_GROUP, group DNs separated by ';' (any of them)
-	LDAPGroupMemberAttribute string        // LDAP_GROUP_MEMBER_ATTRIBUTE: member, uniqueMember or memberUid
+	LDAPGroupMemberAttribute string        // LDAP_GROUP_MEMBER_ATTRIBUTE: member, uniqueMember or memberUid; "" the preset's (member)
 	LDAPDialTimeout          time.Duration // LDAP_DIAL_TIMEOUT, each connect
 	LDAPTimeout              time.Duration // LDAP_TIMEOUT, one whole authentication
 	ListenAddr               string        // AUTH_LISTEN_ADDR: host:port or unix:/path
@@ -175,7 +175,7 @@ func (c Config) problems() []problem {
 		add("LDAP_REQUIRE_GROUP", "not a DN (separate several with ';'): %s", strings.Join(badGroups, "; "))
 	}
 	switch strings.ToLower(c.LDAPGroupMemberAttribute) {
-	case "member", "uniquemember", "memberuid":
+	case "", "member", "uniquemember", "memberuid":
 	default:
 		add("LDAP_GROUP_MEMBER_ATTRIBUTE", "must be member, uniqueMember or memberUid, got %q", c.LDAPGroupMemberAttribute)
 	}
@@ -390,6 +390,9 @@ func (d LDAPDirectory) problems(c Config) []problem {
 	if d.ADDomain != "" && err == nil && preset != ldapauth.PresetActiveDirectory {
 		add("LDAP_AD_DOMAIN", "needs LDAP_PRESET=activedirectory")
 	}
+	if urls, err := ldapauth.ParseURLs(c.LDAPURL); err == nil && d.StartTLS && allLDAPS(urls) {
+		add("LDAP_START_TLS", "contradicts ldaps:// in LDAP_URL: ldaps:// is TLS from the first byte, StartTLS upgrades ldap://; use one of them")
+	}
 	if d.CAFile != "" {
 		if _, err := ldapauth.NewTLSConfig(ldapauth.TLSOptions{CAFile: d.CAFile}); err != nil {
 			add("LDAP_CA_FILE", "%v", err)
@@ -431,6 +434,15 @@ func (d LDAPDirectory) problems(c Config) []problem {
 		add("LDAP_NESTED_GROUPS", "Active Directory nesting needs LDAP_GROUP_MEMBER_ATTRIBUTE=member")
 	}
 	return ps
+}
+
+func allLDAPS(urls []*ldapauth.URL) bool {
+	for _, u := range urls {
+		if u.Scheme != "ldaps" {
+			return false
+		}
+	}
+	return true
 }
 
 // applyDefaultsToEmpty gives a variable that is set but empty its default, as if

@@ -101,3 +101,22 @@ func TestDirectoryVariables(t *testing.T) {
 		t.Errorf("ldapauth.New: %v", err)
 	}
 }
+
+func TestStartTLSWithLDAPSRefused(t *testing.T) {
+	for _, tt := range []struct {
+		url     string
+		wantErr bool
+	}{
+		{"ldaps://dc1.corp/dc=corp,dc=com", true},
+		{"ldaps://dc1.corp/dc=corp,dc=com ldaps://dc2.corp", true},
+		{"ldap://dc1.corp/dc=corp,dc=com ldaps://dc2.corp", false}, // StartTLS upgrades dc1
+		{"ldap://dc1.corp/dc=corp,dc=com", false},
+	} {
+		setDirectoryEnv(t, map[string]string{"LDAP_URL": tt.url, "LDAP_START_TLS": "true"})
+		_, err := LoadConfig()
+		const want = "LDAP_START_TLS: contradicts ldaps:// in LDAP_URL"
+		if got := err != nil && strings.Contains(err.Error(), want); got != tt.wantErr {
+			t.Errorf("LDAP_URL=%s LDAP_START_TLS=true: got error %v; want one containing %q: %v", tt.url, err, want, tt.wantErr)
+		}
+	}
+}

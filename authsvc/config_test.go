@@ -38,7 +38,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatalf("LoadConfig: %v", err)
 	}
 	want := Config{
-		LDAPURL: goodURL, LDAPGroupMemberAttribute: "member",
+		LDAPURL: goodURL, LDAPGroupMemberAttribute: "", // unset: the preset's, else member
 		LDAPDialTimeout: 5 * time.Second, LDAPTimeout: 10 * time.Second,
 		ListenAddr: "127.0.0.1:9000", Realm: "aws-ecr-ldap", LogLevel: "info",
 		Service: defaultServiceConfig,

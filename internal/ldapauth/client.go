@@ -94,7 +94,8 @@ type Config struct {
 	DialTimeout time.Duration
 	// Timeout bounds one whole call (Authenticate, Lookup, Ping), dials and
 	// LDAP operations included; default 10s. Keep it under the docker client's
-	// ~15s patience.
+	// ~15s patience, and above (number of servers - 1) x DialTimeout, or dead
+	// servers ahead of a healthy one use it up (New warns).
 	Timeout time.Duration
 
 	// StartTLS upgrades ldap:// connections with the StartTLS operation; a
@@ -126,7 +127,8 @@ type Identity struct {
 	Name string // the login attribute's value as the directory spells it: the canonical name
 	// Groups are the DNs, as the directory spells them, of every group the user
 	// is in (nested ones included when NestedGroups is set). Nil unless group
-	// resolution is configured (GroupBaseDN, RequireGroups or memberOf).
+	// resolution is configured (GroupBaseDN, RequireGroups or memberOf); then
+	// never nil, empty for a user in no group.
 	Groups []string
 }
 
@@ -135,6 +137,8 @@ type Identity struct {
 // releases them.
 type Client struct {
 	url          URL // search parameters, shared by every server
+	preset       Preset
+	warnings     []string // configWarnings, logged by New
 	servers      []*server
 	bindDN       string
 	bindPassword string
@@ -167,12 +171,17 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if err := sameSearch(urls); err != nil {
 		return nil, fmt.Errorf("ldapauth: %w", err)
 	}
+	if err := checkTLS(urls, cfg.StartTLS); err != nil {
+		return nil, fmt.Errorf("ldapauth: %w", err)
+	}
 	p, err := lookupPreset(cfg.Preset)
 	if err != nil {
 		return nil, fmt.Errorf("ldapauth: %w", err)
 	}
+	preset, _ := ParsePreset(string(cfg.Preset)) // lookupPreset checked it
 	c := &Client{
-		url:          p.applyURL(*urls[0]),
+		preset:       preset,
+		url:          p.applyURL(*urls[0], omittedByAll(urls)),
 		bindDN:       cfg.BindDN,
 		bindPassword: cfg.BindPassword,
 		dialTimeout:  positive(cfg.DialTimeout, DefaultDialTimeout),
@@ -204,11 +213,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("ldapauth: %w", err)
 	}
 	c.userAttrs = userAttributes(c.url.Attribute, c.ad, c.groups.membership == MembershipMemberOf)
-	if cfg.TLSConfig != nil && cfg.TLSConfig.InsecureSkipVerify {
-		logger.Warn("ldap TLS certificate verification is disabled (LDAP_INSECURE_SKIP_VERIFY): anyone on the path can read passwords")
-	}
+	backoff := max(minBackoff, c.dialTimeout)
 	for _, u := range urls {
-		c.servers = append(c.servers, newServer(u, cfg.TLSConfig, c.startTLS, c.metrics))
+		c.servers = append(c.servers, newServer(u, cfg.TLSConfig, c.startTLS, backoff, c.metrics))
+	}
+	c.warnings = c.configWarnings(cfg.TLSConfig)
+	for _, w := range c.warnings {
+		logger.Warn(w)
 	}
 	size := positive(cfg.PoolSize, DefaultPoolSize)
 	idle := positive(cfg.PoolIdleTimeout, DefaultPoolIdleTimeout)
@@ -311,6 +322,9 @@ func (c *Client) identity(ctx context.Context, entry *ldap.Entry, login login) (
 	groups, err := c.groupsOf(ctx, entry, id)
 	if err != nil {
 		return Identity{}, err
+	}
+	if groups == nil {
+		groups = []string{} // resolved: in no group, which is not "not resolved"
 	}
 	id.Groups = groups
 	return id, nil

@@ -407,3 +407,54 @@ func TestOperability(t *testing.T) {
 		t.Errorf("Servers after a failure: got %+v; want unhealthy, backing off", st)
 	}
 }
+
+// A user in no group, with groups resolved, has an empty but non-nil Groups:
+// "resolved, none" is not "not configured".
+func TestGroupsResolvedButNone(t *testing.T) {
+	srv := directory(t)
+	for _, nested := range []bool{false, true} {
+		c := newClient(t, srv, func(c *Config) {
+			c.RequireGroups, c.GroupBaseDN, c.NestedGroups = []string{slapd.GroupRegistryUsers}, slapd.GroupsDN, nested
+		})
+		id, err := c.Lookup(context.Background(), "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Groups == nil || len(id.Groups) != 0 {
+			t.Errorf("nested %v: Lookup(carol).Groups = %#v; want empty, not nil", nested, id.Groups)
+		}
+		c.Close()
+	}
+	c := newClient(t, srv, nil)
+	defer c.Close()
+	if id, err := c.Lookup(context.Background(), "alice"); err != nil || id.Groups != nil {
+		t.Errorf("without group settings: got %#v, %v; want nil Groups", id.Groups, err)
+	}
+}
+
+// ProbeAll tries each server once and records the outcome, so that a lookup
+// right after it does not wait for a hung server a second time.
+func TestProbeAllRecordsHealth(t *testing.T) {
+	srv := directory(t)
+	const dialTimeout = 300 * time.Millisecond
+	urls, err := ParseURLs("ldap://" + silentAddr(t) + "/dc=example,dc=org?uid?sub?(objectClass=inetOrgPerson) " + srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, srv, func(c *Config) { c.URL, c.URLs, c.DialTimeout = nil, urls, dialTimeout })
+	defer c.Close()
+	probes := c.ProbeAll(context.Background())
+	if len(probes) != 2 || probes[0].Err == nil || probes[1].Err != nil {
+		t.Fatalf("ProbeAll: got %+v; want the first failed, the second ok", probes)
+	}
+	if st := c.Servers(); st[0].Healthy || !st[1].Healthy {
+		t.Errorf("Servers after ProbeAll: got %+v; want the hung one unhealthy", st)
+	}
+	start := time.Now()
+	if _, err := c.Lookup(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > dialTimeout/2 {
+		t.Errorf("Lookup after ProbeAll took %v; want well under the dial timeout %v (the hung server skipped)", elapsed, dialTimeout)
+	}
+}

@@ -13,9 +13,17 @@
 // # Servers, pool, TLS
 //
 // Several URLs (see [ParseURLs]) are tried in order. A server that fails is
-// skipped for 1s, doubling to 30s, unless every server is failing; connection
-// set-up (TCP, TLS or StartTLS, service bind) is bounded by DialTimeout, so a
-// server that drops packets costs at most that. Each pool holds at most
+// skipped for 5s or DialTimeout, whichever is longer, doubling to 60s; when
+// every server is backing off, the one whose back-off ends first is tried
+// first. Once its back-off ends, one request retries it while concurrent ones
+// pass it by, and it gets only what leaves a full DialTimeout for a healthy
+// server after it. Connection set-up (TCP, TLS or StartTLS, service bind) is
+// bounded by DialTimeout or what is left of Timeout, whichever is less, so a
+// server that drops packets costs at most that; a server is never marked
+// failed because the caller's time ran out. New warns (see
+// [Settings].Warnings) when (servers-1) x DialTimeout >= Timeout, when an
+// ldap:// URL runs without StartTLS (clear-text passwords), and when TLS files
+// are given but nothing uses TLS; StartTLS with only ldaps:// URLs is refused. Each pool holds at most
 // PoolSize connections; idle ones older than PoolIdleTimeout are dropped, and a
 // pooled connection found broken is replaced and the operation retried once.
 // StartTLS never falls back to plain text.
@@ -30,7 +38,8 @@
 // # Groups
 //
 // Groups are resolved when RequireGroups or GroupBaseDN is set, or membership
-// is read from memberOf: one paged search (RFC 2696) under the group base for
+// is read from memberOf (Identity.Groups is then non-nil, empty for a user in
+// no group): one paged search (RFC 2696) under the group base for
 // groups whose member/uniqueMember lists the user's DN (memberUid: the name),
 // or the user's memberOf values. Nested groups add one search per level
 // (breadth-first, at most NestedDepth levels, cycles ignored), or on Active
@@ -42,9 +51,11 @@
 //
 // # Presets
 //
-// A preset fills what is left at the generic defaults: the URL's attribute
-// (uid) and filter ((objectClass=*)), the member attribute (member), the
-// membership mode and the nested-group mode. Anything set explicitly wins.
+// A preset fills only what was not set: the URL's attribute and filter when
+// LDAP_URL leaves them out, the member attribute, the membership mode and the
+// nested-group mode when empty. Anything set explicitly wins, even when it is
+// the generic default (?uid, (objectClass=*), member). [Client.Settings]
+// reports the values in effect.
 //
 // activedirectory: attribute sAMAccountName, filter
 // (&(objectCategory=person)(objectClass=user)), member attribute member,

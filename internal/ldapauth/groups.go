@@ -40,7 +40,7 @@ func newGroupConfig(cfg Config, p presetDefaults, urlBase string) (groupConfig, 
 		g.requiredDN = append(g.requiredDN, dn)
 	}
 	attr := cfg.GroupMemberAttribute
-	if p.memberAttr != "" && (attr == "" || strings.EqualFold(attr, MemberAttribute)) {
+	if attr == "" { // explicit always wins, even "member" under the okta preset
 		attr = p.memberAttr
 	}
 	var err error

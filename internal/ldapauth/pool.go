@@ -63,7 +63,8 @@ func (p *pool) do(ctx context.Context, fn func(*ldap.Conn) error) error {
 			return err
 		}
 		p.discard(pc)
-		if ctx.Err() != nil {
+		if budgetSpent(ctx) {
+			// The caller's time ran out: that says nothing about the server.
 			return unavailable(ctx, "ldap operation", err)
 		}
 		if !pc.reused {

@@ -38,9 +38,9 @@ const (
 const inChainRule = "1.2.840.113556.1.4.1941"
 
 type presetDefaults struct {
-	attribute       string // replaces the URL's attribute when it is the default uid
-	filter          string // replaces the URL's filter when it is the default (objectClass=*)
-	memberAttr      string // replaces an empty or "member" GroupMemberAttribute
+	attribute       string // the login attribute when LDAP_URL leaves it out
+	filter          string // the user filter when LDAP_URL leaves it out
+	memberAttr      string // when GroupMemberAttribute is empty
 	membership      Membership
 	nested          NestedMode
 	activeDirectory bool
@@ -79,13 +79,15 @@ func lookupPreset(p Preset) (presetDefaults, error) {
 	return presets[Preset(strings.ToLower(string(p)))], nil
 }
 
-// applyURL gives u the preset's attribute and filter where u has the generic
-// defaults: an explicit ?sAMAccountName or filter in LDAP_URL always wins.
-func (p presetDefaults) applyURL(u URL) URL {
-	if p.attribute != "" && strings.EqualFold(u.Attribute, DefaultAttribute) {
+// applyURL gives u the preset's attribute and filter where the URLs left them
+// out (omitted: the parts every URL left out). A part written in LDAP_URL
+// always wins, even when it is the generic default: ?uid?sub?(objectClass=*)
+// with the activedirectory preset searches uid with that filter.
+func (p presetDefaults) applyURL(u URL, omitted urlParts) URL {
+	if p.attribute != "" && omitted&partAttribute != 0 {
 		u.Attribute = p.attribute
 	}
-	if p.filter != "" && u.Filter == DefaultFilter {
+	if p.filter != "" && omitted&partFilter != 0 {
 		u.Filter = p.filter
 	}
 	return u

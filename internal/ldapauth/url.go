@@ -24,7 +24,21 @@ type URL struct {
 	Attribute string // the login attribute; the first of the URL's attribute list
 	Scope     int    // ldap.ScopeBaseObject, ldap.ScopeSingleLevel or ldap.ScopeWholeSubtree
 	Filter    string // percent-decoded, always parenthesised and valid
+
+	// omitted are the parts the URL left out, which hold their defaults: a
+	// preset may fill them, never a part written out. Zero (a URL built in
+	// code) means every part is explicit.
+	omitted urlParts
 }
+
+// urlParts is a set of the optional parts of an LDAP URL.
+type urlParts uint8
+
+const (
+	partAttribute urlParts = 1 << iota
+	partScope
+	partFilter
+)
 
 // Defaults for the parts an LDAP URL may leave out. The scope default is "sub"
 // rather than RFC 4516's "base", as the nginx module behaved.
@@ -98,7 +112,9 @@ func ParseURL(s string) (*URL, error) {
 		return nil, err
 	}
 	u.Attribute = DefaultAttribute
-	if attrs != "" {
+	if attrs == "" {
+		u.omitted |= partAttribute
+	} else {
 		// The nginx module used the first attribute of the list as the login attribute.
 		for _, a := range strings.Split(attrs, ",") {
 			if !attributeRe.MatchString(a) {
@@ -111,6 +127,7 @@ func ParseURL(s string) (*URL, error) {
 	u.Scope = ldap.ScopeWholeSubtree
 	switch scope := strings.ToLower(parts[2]); scope {
 	case "":
+		u.omitted |= partScope
 	case "base":
 		u.Scope = ldap.ScopeBaseObject
 	case "one":
@@ -128,6 +145,7 @@ func ParseURL(s string) (*URL, error) {
 	switch {
 	case filter == "":
 		filter = DefaultFilter
+		u.omitted |= partFilter
 	case !strings.HasPrefix(filter, "("):
 		filter = "(" + filter + ")"
 	}
@@ -200,10 +218,25 @@ func (u *URL) Addr() string {
 	return net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
 }
 
-// String gives the URL back with every part explicit; ParseURL(u.String()) equals u.
+// String gives the URL back with the port and base DN explicit, and the
+// attribute, scope and filter as far as the parsed URL wrote them out (left-out
+// parts stay out, so that a preset may still fill them); ParseURL(u.String())
+// equals u.
 func (u *URL) String() string {
-	return fmt.Sprintf("%s://%s/%s?%s?%s?%s", u.Scheme, u.Addr(),
-		escape(u.BaseDN), u.Attribute, scopeNames[u.Scope], escape(u.Filter))
+	s := u.Scheme + "://" + u.Addr() + "/" + escape(u.BaseDN)
+	parts := []string{u.Attribute, scopeNames[u.Scope], escape(u.Filter)}
+	for i, p := range []urlParts{partAttribute, partScope, partFilter} {
+		if u.omitted&p != 0 {
+			parts[i] = ""
+		}
+	}
+	for len(parts) > 0 && parts[len(parts)-1] == "" {
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) > 0 {
+		s += "?" + strings.Join(parts, "?")
+	}
+	return s
 }
 
 // escape percent-encodes what ParseURL would otherwise misread ('%', '?') and what
@@ -234,10 +267,10 @@ func ParseURLs(s string) ([]*URL, error) {
 	}
 	var urls []*URL
 	for i, f := range fields {
+		bare := i > 0 && bareServer(f)
 		full := f
-		if i > 0 && bareServer(f) {
-			full = strings.TrimSuffix(f, "/") + "/" + escape(urls[0].BaseDN) + "?" + urls[0].Attribute +
-				"?" + scopeNames[urls[0].Scope] + "?" + escape(urls[0].Filter)
+		if bare {
+			full = strings.TrimSuffix(f, "/") + "/" + escape(urls[0].BaseDN)
 		}
 		u, err := ParseURL(full)
 		if err != nil {
@@ -245,6 +278,9 @@ func ParseURLs(s string) ([]*URL, error) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("URL %d (%s): %w", i+1, f, err)
+		}
+		if bare {
+			u.Attribute, u.Scope, u.Filter, u.omitted = urls[0].Attribute, urls[0].Scope, urls[0].Filter, urls[0].omitted
 		}
 		urls = append(urls, u)
 	}
@@ -279,4 +315,14 @@ func sameSearch(urls []*URL) error {
 		}
 	}
 	return nil
+}
+
+// omittedByAll is the parts that every URL left out: a part written in any
+// of them counts as set.
+func omittedByAll(urls []*URL) urlParts {
+	all := partAttribute | partScope | partFilter
+	for _, u := range urls {
+		all &= u.omitted
+	}
+	return all
 }

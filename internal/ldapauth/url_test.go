@@ -13,21 +13,21 @@ func TestParseURL(t *testing.T) {
 		want URL
 	}{
 		{"ldap://ldap.corp:389/ou=people,dc=corp,dc=com?uid?sub?(objectClass=inetOrgPerson)",
-			URL{"ldap", "ldap.corp", 389, "ou=people,dc=corp,dc=com", "uid", ldap.ScopeWholeSubtree, "(objectClass=inetOrgPerson)"}},
+			URL{"ldap", "ldap.corp", 389, "ou=people,dc=corp,dc=com", "uid", ldap.ScopeWholeSubtree, "(objectClass=inetOrgPerson)", 0}},
 		{"ldap://ldap.corp/dc=corp,dc=com",
-			URL{"ldap", "ldap.corp", 389, "dc=corp,dc=com", "uid", ldap.ScopeWholeSubtree, "(objectClass=*)"}},
+			URL{"ldap", "ldap.corp", 389, "dc=corp,dc=com", "uid", ldap.ScopeWholeSubtree, "(objectClass=*)", partAttribute | partScope | partFilter}},
 		{"ldaps://ldap.corp/dc=corp,dc=com?sAMAccountName",
-			URL{"ldaps", "ldap.corp", 636, "dc=corp,dc=com", "sAMAccountName", ldap.ScopeWholeSubtree, "(objectClass=*)"}},
+			URL{"ldaps", "ldap.corp", 636, "dc=corp,dc=com", "sAMAccountName", ldap.ScopeWholeSubtree, "(objectClass=*)", partScope | partFilter}},
 		{"LDAP://10.0.0.1:1389/dc=corp?cn,mail?ONE",
-			URL{"ldap", "10.0.0.1", 1389, "dc=corp", "cn", ldap.ScopeSingleLevel, "(objectClass=*)"}},
+			URL{"ldap", "10.0.0.1", 1389, "dc=corp", "cn", ldap.ScopeSingleLevel, "(objectClass=*)", partFilter}},
 		{"ldap://[::1]:3389/dc=corp??base?objectClass=person",
-			URL{"ldap", "::1", 3389, "dc=corp", "uid", ldap.ScopeBaseObject, "(objectClass=person)"}},
+			URL{"ldap", "::1", 3389, "dc=corp", "uid", ldap.ScopeBaseObject, "(objectClass=person)", partAttribute}},
 		{"ldap://h/ou=J%C3%BCrgen%5C%2C%20GmbH,dc=corp???(%26(objectClass=person)(!(cn=a%3Fb)))",
-			URL{"ldap", "h", 389, `ou=Jürgen\, GmbH,dc=corp`, "uid", ldap.ScopeWholeSubtree, "(&(objectClass=person)(!(cn=a?b)))"}},
+			URL{"ldap", "h", 389, `ou=Jürgen\, GmbH,dc=corp`, "uid", ldap.ScopeWholeSubtree, "(&(objectClass=person)(!(cn=a?b)))", partAttribute | partScope}},
 		{`ldap://h/cn=ops\, registry,dc=corp?memberUid`,
-			URL{"ldap", "h", 389, `cn=ops\, registry,dc=corp`, "memberUid", ldap.ScopeWholeSubtree, "(objectClass=*)"}},
+			URL{"ldap", "h", 389, `cn=ops\, registry,dc=corp`, "memberUid", ldap.ScopeWholeSubtree, "(objectClass=*)", partScope | partFilter}},
 		{"ldap://h/dc=corp?uid?sub?",
-			URL{"ldap", "h", 389, "dc=corp", "uid", ldap.ScopeWholeSubtree, "(objectClass=*)"}},
+			URL{"ldap", "h", 389, "dc=corp", "uid", ldap.ScopeWholeSubtree, "(objectClass=*)", partFilter}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

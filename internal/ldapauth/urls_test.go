@@ -66,13 +66,23 @@ func TestPresets(t *testing.T) {
 		{"none", "ldap://h/dc=x", PresetNone, "", "uid", DefaultFilter, MemberAttribute, NestedWalk, false},
 		{"AD fills attribute and filter", "ldaps://h/dc=x", PresetActiveDirectory, "", "sAMAccountName", "(&(objectCategory=person)(objectClass=user))", MemberAttribute, NestedInChain, true},
 		{"AD keeps an explicit attribute", "ldaps://h/dc=x?userPrincipalName?sub?(objectClass=user)", PresetActiveDirectory, "", "userPrincipalName", "(objectClass=user)", MemberAttribute, NestedInChain, true},
-		{"okta uses uniqueMember over the generic default", "ldaps://h/ou=users,dc=o,dc=okta,dc=com", PresetOkta, "member", "uid", "(objectClass=inetOrgPerson)", UniqueMemberAttribute, NestedWalk, false},
+		{"okta fills uniqueMember when unset", "ldaps://h/ou=users,dc=o,dc=okta,dc=com", PresetOkta, "", "uid", "(objectClass=inetOrgPerson)", UniqueMemberAttribute, NestedWalk, false},
+		{"okta keeps an explicit member", "ldaps://h/ou=users,dc=o,dc=okta,dc=com", PresetOkta, "member", "uid", "(objectClass=inetOrgPerson)", MemberAttribute, NestedWalk, false},
+		{"okta keeps an explicit generic filter", "ldaps://h/dc=x??sub?(objectClass=*)", PresetOkta, "", "uid", DefaultFilter, UniqueMemberAttribute, NestedWalk, false},
+		{"AD keeps an explicit uid and generic filter", "ldaps://h/dc=x?uid?sub?(objectClass=*)", PresetActiveDirectory, "", "uid", DefaultFilter, MemberAttribute, NestedInChain, true},
+		{"AD fills only what is left out", "ldaps://h/dc=x?uid", PresetActiveDirectory, "", "uid", "(&(objectCategory=person)(objectClass=user))", MemberAttribute, NestedInChain, true},
+		{"AD: an attribute written in any URL counts", "ldaps://h/dc=x ldaps://h2/dc=x?uid", PresetActiveDirectory, "", "uid", "(&(objectCategory=person)(objectClass=user))", MemberAttribute, NestedInChain, true},
+		{"AD: a bare second URL inherits left-out parts", "ldaps://h/dc=x ldaps://h2", PresetActiveDirectory, "", "sAMAccountName", "(&(objectCategory=person)(objectClass=user))", MemberAttribute, NestedInChain, true},
 		{"okta keeps an explicit memberUid", "ldaps://h/dc=x", PresetOkta, "memberUid", "uid", "(objectClass=inetOrgPerson)", MemberUIDAttribute, NestedWalk, false},
 		{"openldap", "ldap://h/dc=x", "OpenLDAP", "", "uid", "(objectClass=inetOrgPerson)", MemberAttribute, NestedWalk, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(Config{URL: mustURL(t, tt.url), Preset: tt.preset, GroupMemberAttribute: tt.memberAttr, NestedGroups: true}, nil)
+			urls, err := ParseURLs(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := New(Config{URLs: urls, Preset: tt.preset, GroupMemberAttribute: tt.memberAttr, NestedGroups: true}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
