@@ -78,6 +78,7 @@ type cacheEntry struct {
 	userHeader []string        // []string{id.Name}, shared by every response: no allocation per hit
 	subject    *policy.Subject // id folded for the policy, once per login
 	verified   time.Time
+	moved      time.Time // last move to the front of the LRU ring
 	prev, next *cacheEntry
 }
 
@@ -105,7 +106,12 @@ func (c *credCache) get(k credKey, now time.Time) (*cacheEntry, bool) {
 	if age >= c.ttl {
 		return nil, false // kept only for an outage
 	}
-	c.moveToFront(e)
+	// A busy entry is moved at most once a second: the order only needs to
+	// be roughly right, and hits are the hot path.
+	if now.Sub(e.moved) >= time.Second {
+		e.moved = now
+		c.moveToFront(e)
+	}
 	return e, true
 }
 
@@ -147,7 +153,7 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 		c.remove(c.head.prev)
 		c.metrics.cacheEvictions.Inc()
 	}
-	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, verified: now}
+	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, verified: now, moved: now}
 	c.m[k] = e
 	c.byName[id.Name] = append(c.byName[id.Name], e)
 	c.pushFront(e)

@@ -206,7 +206,8 @@ func TestCredCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	a, b, d := k.key("a", "1"), k.key("b", "1"), k.key("d", "1")
 	c.put(a, ldapauth.Identity{Name: "a"}, now)
 	c.put(b, ldapauth.Identity{Name: "b"}, now)
-	c.get(a, now) // a is now the most recent
+	now = now.Add(time.Second) // entries move to the front at most once a second
+	c.get(a, now)              // a is now the most recent
 	c.put(d, ldapauth.Identity{Name: "d"}, now)
 	if _, ok := c.get(b, now); ok {
 		t.Error("b still cached; want it evicted as least recently used")

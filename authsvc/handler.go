@@ -26,6 +26,13 @@ type Authenticator interface {
 
 var _ Authenticator = (*ldapauth.Client)(nil)
 
+// RepositoryHeader and ReferenceHeader carry what the request addresses back
+// to nginx, for its access log.
+const (
+	RepositoryHeader = "X-Auth-Request-Repository"
+	ReferenceHeader  = "X-Auth-Request-Reference"
+)
+
 // UserHeader carries the authenticated name back to nginx.
 const UserHeader = "X-Auth-Request-User"
 
@@ -181,23 +188,36 @@ const (
 )
 
 // Header values shared by every response; net/http only reads them.
-var noStore = []string{"no-store"}
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	d := h.decide(r, start)
 	hdr := w.Header()
 	switch d.status {
-	case http.StatusNoContent:
-		hdr[UserHeader] = d.header
-	case http.StatusUnauthorized:
-		hdr["Www-Authenticate"] = h.challenge
-	case http.StatusForbidden:
-		if d.denial != "" {
+	case http.StatusNoContent, http.StatusForbidden:
+		// The user proved the password either way: nginx's access log names
+		// who was allowed or denied, with what the request does, so that "who
+		// pushed this tag" is one grep of it, outcome included.
+		if d.header != nil {
+			hdr[UserHeader] = d.header
+		} else if d.user != "" && d.status == http.StatusForbidden {
+			hdr[UserHeader] = []string{d.user}
+		}
+		if !d.parsed && h.policy == nil {
+			d.req, d.parsed = parseOriginal(r.Header)
+		}
+		if d.parsed && d.req.Repository != "" {
+			hdr[RepositoryHeader] = []string{d.req.Repository}
+			if d.req.Reference != "" {
+				hdr[ReferenceHeader] = []string{d.req.Reference}
+			}
+		}
+		if d.status == http.StatusForbidden && d.denial != "" {
 			hdr[ReasonHeader] = []string{reasonValue(d.denial)}
 		}
+	case http.StatusUnauthorized:
+		hdr["Www-Authenticate"] = h.challenge
 	}
-	hdr["Cache-Control"] = noStore
 	w.WriteHeader(d.status)
 	elapsed := h.now().Sub(start)
 	h.metrics.decisions[d.result].Inc()

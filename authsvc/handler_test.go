@@ -109,7 +109,7 @@ func TestAuthHandler(t *testing.T) {
 		{"UTF-8 name", []string{basic("jürgen:grüße-7")}, 204, "jürgen", "jürgen:grüße-7", ""},
 		{"A8 wrong password", []string{basic("bob:nope")}, 401, "", "bob:nope", "wrong password"},
 		{"A3 empty password reaches the authenticator", []string{basic("bob:")}, 401, "", "bob:", ""},
-		{"A11 forbidden", []string{basic("carol:carol-pw")}, 403, "", "carol:carol-pw", "not in group"},
+		{"A11 forbidden", []string{basic("carol:carol-pw")}, 403, "carol", "carol:carol-pw", "not in group"},
 		{"A9 unavailable", []string{basic("alice:down")}, 503, "", "alice:down", "connection refused"},
 		{"unknown error", []string{basic("alice:weird")}, 503, "", "alice:weird", "something unexpected"},
 		{"unavailable wins over invalid", []string{basic("both:pw-both")}, 503, "", "both:pw-both", ""},

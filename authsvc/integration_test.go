@@ -157,7 +157,7 @@ func TestFieldCasesOverHTTP(t *testing.T) {
 		check(t, client, base, []httpCase{{"twin", basic("twin:" + pw(t, "twin")), 401, ""}})
 	})
 	t.Run("A11 not in the required group", func(t *testing.T) {
-		check(t, client, base, []httpCase{{"carol", basic("carol:" + pw(t, "carol")), 403, ""}})
+		check(t, client, base, []httpCase{{"carol", basic("carol:" + pw(t, "carol")), 403, "carol"}})
 	})
 }
 
@@ -168,7 +168,7 @@ func TestA11EscapedCommaGroupOverHTTP(t *testing.T) {
 	base, client := serve(t, "127.0.0.1:0", realHandler(t, cfg))
 	check(t, client, base, []httpCase{
 		{"alice is in ops", basic("alice:" + pw(t, "alice")), 204, "alice"},
-		{"bob is not", basic("bob:" + pw(t, "bob")), 403, ""},
+		{"bob is not", basic("bob:" + pw(t, "bob")), 403, "bob"},
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -49,6 +50,20 @@ type Config struct {
 	NginxPIDFile string `envconfig:"NGINX_PID_FILE"`
 	// NginxReloadCommand (e.g. "nginx -s reload") reloads nginx instead of SIGHUP.
 	NginxReloadCommand string `envconfig:"NGINX_RELOAD_COMMAND"`
+
+	// ListenAddr serves /healthz, /readyz and /metrics; empty: no server.
+	ListenAddr string `envconfig:"TOKENWRITER_LISTEN_ADDR"`
+	// ReadyMargin: /readyz fails when the token in place has less than this left.
+	ReadyMargin time.Duration `envconfig:"TOKEN_READY_MARGIN" default:"30m"`
+	// ProbeInterval: how often the token in place is tried on the registry's
+	// /v2/; a rejected token is replaced at once. 0 turns the probe off.
+	ProbeInterval time.Duration `envconfig:"TOKEN_PROBE_INTERVAL" default:"10s"`
+	// RejectedRefreshGap is the least time between two refreshes that a
+	// rejected token starts, so a registry that rejects every token is not hammered.
+	RejectedRefreshGap time.Duration `envconfig:"TOKEN_REJECTED_REFRESH_GAP" default:"10s"`
+	// ECRCAFile verifies the registry for the probe; empty: the system roots.
+	// The gateway runner's variable of the same name gives nginx the same bundle.
+	ECRCAFile string `envconfig:"ECR_CA_FILE"`
 
 	LogLevel slog.Level `envconfig:"LOG_LEVEL" default:"info"`
 }
@@ -108,6 +123,23 @@ func (c Config) Validate() error {
 	} {
 		if d.val <= 0 {
 			bad("%s: must be positive, got %s", d.name, d.val)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"TOKEN_READY_MARGIN", c.ReadyMargin},
+		{"TOKEN_PROBE_INTERVAL", c.ProbeInterval},
+		{"TOKEN_REJECTED_REFRESH_GAP", c.RejectedRefreshGap},
+	} {
+		if d.val < 0 {
+			bad("%s: must not be negative, got %s", d.name, d.val)
+		}
+	}
+	if c.ListenAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+			bad("TOKENWRITER_LISTEN_ADDR: want host:port, got %q", c.ListenAddr)
 		}
 	}
 	if c.ExpiryMargin < 0 {

@@ -42,6 +42,10 @@ func TestLoadDefaults(t *testing.T) {
 		CallTimeout:      30 * time.Second,
 		NginxTestCommand: "nginx -t -q",
 		LogLevel:         slog.LevelInfo,
+
+		ReadyMargin:        30 * time.Minute,
+		ProbeInterval:      10 * time.Second,
+		RejectedRefreshGap: 10 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v; want %+v", c, want)
@@ -107,6 +111,13 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 			"NGINX_TEST_COMMAND: required", "TOKEN_FILE: required",
 		}},
 		{"secret without key", map[string]string{"REGION": "r", "AWS_SECRET": "s"}, []string{"AWS_KEY: required when AWS_SECRET is set"}},
+		{"new variables", map[string]string{
+			"REGION": "r", "TOKEN_READY_MARGIN": "-1m", "TOKEN_PROBE_INTERVAL": "-1s", "TOKEN_REJECTED_REFRESH_GAP": "-1s",
+			"TOKENWRITER_LISTEN_ADDR": "9101",
+		}, []string{
+			"TOKEN_READY_MARGIN: must not be negative", "TOKEN_PROBE_INTERVAL: must not be negative",
+			"TOKEN_REJECTED_REFRESH_GAP: must not be negative", "TOKENWRITER_LISTEN_ADDR: want host:port",
+		}},
 		{"bad pinned port", map[string]string{"REGION": "r", "ECR_REGISTRY_HOST": "h.example:0"}, []string{"ECR_REGISTRY_HOST:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

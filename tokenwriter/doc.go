@@ -25,4 +25,38 @@
 // keeps serving and the client's own Authorization header is never forwarded.
 // The file is replaced atomically and put back as it was when `nginx -t` or the
 // reload fails, so a refresh never leaves an empty or partial token behind.
+//
+// # Schedule
+//
+// The token is replaced TOKEN_REFRESH_INTERVAL after the last success, or
+// TOKEN_EXPIRY_MARGIN before it stops working, whichever comes first. "Stops
+// working" is ECR's expiresAt or, when sooner, the expiry of the AWS
+// credentials that minted it (short STS sessions, web identity, IRSA), read
+// from the SDK's credentials cache; the cache renews such credentials
+// TOKEN_EXPIRY_MARGIN ahead, so that refresh mints with fresh ones.
+//
+// # A token ECR rejects
+//
+// A token can stop working before its time (revoked, credentials withdrawn).
+// Every TOKEN_PROBE_INTERVAL tokenwriter sends GET /v2/ to the registry with
+// the token in place, as nginx would. /v2/ needs no right beyond a valid token,
+// so a 401 or 403 there means the token is rejected: a refresh starts at once,
+// but never sooner than TOKEN_REJECTED_REFRESH_GAP after the previous attempt.
+// nginx.conf does the same reasoning on the clients' side: its `location = /v2/`
+// (the ping every docker operation starts with) turns ECR's 401 or 403 into a
+// 503 "the gateway is renewing its registry credentials" with Retry-After,
+// never ECR's challenge or DENIED. Repository paths are not intercepted: there
+// ECR's 403 DENIED for missing IAM rights and 404 NAME_UNKNOWN must pass
+// unchanged, and nginx cannot read the body that tells a rejected token apart.
+// A probe costs one small request on a kept-alive connection; it needs no
+// channel from nginx to tokenwriter (nginx's logs are not an API).
+//
+// # Health and metrics
+//
+// With TOKENWRITER_LISTEN_ADDR set, tokenwriter serves /healthz (always 200),
+// /readyz (503 while there is no token or the token in place has less than
+// TOKEN_READY_MARGIN left) and /metrics: tokenwriter_token_expiry_timestamp_seconds,
+// tokenwriter_credentials_expiry_timestamp_seconds,
+// tokenwriter_last_success_timestamp_seconds, tokenwriter_refresh_failures_total
+// and tokenwriter_token_rejections_total.
 package tokenwriter

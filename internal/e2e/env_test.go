@@ -29,6 +29,7 @@ type env struct {
 	ca       *testpki.CA
 
 	httpAddr, httpsAddr string
+	tokenwriterAddr     string // tokenwriter's /healthz, /readyz, /metrics
 	policyFile          string
 	runDir              string
 	gateway             *exec.Cmd
@@ -158,7 +159,7 @@ func (e *env) start() error {
 	}
 	e.policyFile = policyFile
 
-	e.httpAddr, e.httpsAddr = freeAddr(), freeAddr()
+	e.httpAddr, e.httpsAddr, e.tokenwriterAddr = freeAddr(), freeAddr(), freeAddr()
 	e.runDir = filepath.Join(e.dir, "run")
 	cmd := exec.Command(filepath.Join(bin, "gateway"))
 	cmd.Env = append(cleanEnv(),
@@ -191,6 +192,9 @@ func (e *env) start() error {
 		"TOKEN_REFRESH_INTERVAL=4s",
 		"TOKEN_RETRY_MIN=200ms",
 		"TOKEN_RETRY_MAX=1s",
+		"TOKENWRITER_LISTEN_ADDR="+e.tokenwriterAddr,
+		"TOKEN_PROBE_INTERVAL=500ms",
+		"TOKEN_REJECTED_REFRESH_GAP=1s",
 	)
 	e.gatewayLog, err = os.Create(filepath.Join(e.dir, "gateway.log"))
 	if err != nil {

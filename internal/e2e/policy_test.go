@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestAuditTrail(t *testing.T) {
 			if line["action"] == "push" && line["repository"] == repoName && line["reference"] == "audited" && line["decision"] == "allow" {
 				audit = true
 			}
-			if line["method"] == "PUT" && line["uri"] == "/v2/"+repoName+"/manifests/audited" && line["status"] == float64(201) {
+			if line["method"] == "PUT" && line["repository"] == repoName && line["reference"] == "audited" && line["status"] == float64(201) {
 				access = true
 			}
 		}
@@ -186,4 +187,33 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// SIGHUP to the runner (systemd's ExecReload) reloads the policy and stops
+// nothing.
+func TestSIGHUPToRunnerReloadsPolicy(t *testing.T) {
+	bob := user(t, "bob")
+	push := func() int {
+		return e.do(t, http.MethodPost, "/v2/team-b/api/blobs/uploads/", basic(bob.Name, bob.Password)).status
+	}
+	granting := strings.Replace(e2ePolicy, "  - name: readers\n", "  - name: bob pushes team-b\n    repositories: [\"team-b/**\"]\n    actions: [pull, push]\n    users: [bob]\n  - name: readers\n", 1)
+	defer func() {
+		if err := os.WriteFile(e.policyFile, []byte(e2ePolicy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.gateway.Process.Signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, "the original policy back", func() bool { return push() == http.StatusForbidden })
+	}()
+	if err := os.WriteFile(e.policyFile, []byte(granting), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gateway.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "bob allowed to push after SIGHUP", func() bool { return push() == http.StatusAccepted })
+	select {
+	case err := <-e.gatewayDone:
+		t.Fatalf("the gateway exited on SIGHUP: %v", err)
+	default:
+	}
 }

@@ -65,6 +65,10 @@ func TestBrokenIncludeFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Keep tokenwriter from replacing the broken file under the test: its
+	// refreshes fail while ECR's API does, and a failed refresh writes nothing.
+	e.emu.FailTokenCalls(1_000_000, ecremu.InternalError)
+	defer e.emu.FailTokenCalls(0, ecremu.InternalError)
 	confDir := filepath.Join(e.runDir, "conf")
 	for _, broken := range []struct{ name, body string }{
 		{"empty", ""},
@@ -93,7 +97,8 @@ func TestBrokenIncludeFailsClosed(t *testing.T) {
 			}
 		})
 	}
-	// tokenwriter's next refresh puts a good file back.
+	// Once ECR answers again, tokenwriter's next refresh puts a good file back.
+	e.emu.FailTokenCalls(0, ecremu.InternalError)
 	waitFor(t, 30*time.Second, "tokenwriter to rewrite the include", func() bool {
 		return len(e.currentToken(t)) > 0
 	})

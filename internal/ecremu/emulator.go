@@ -113,6 +113,7 @@ type Emulator struct {
 	tokens        *tokenStore
 	repos         *repoSet
 	s3            *blobSigner
+	faults        faults
 
 	apiURL       string
 	registryHost string

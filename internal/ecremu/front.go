@@ -43,6 +43,9 @@ func (e *Emulator) serveFront(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if e.injectFault(w, r) {
+		return
+	}
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
 		writeRegistryJSON(w, http.StatusOK, "{}")
 		return

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,6 +31,13 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP (systemd's ExecReload, kill -HUP) reloads authsvc's policy file;
+	// caught from the start, so that it never kills the runner. nginx.conf is
+	// copied at start: a change to it needs a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	l := layout{root: root}
 	lock, err := l.lock()
 	if err != nil {
@@ -77,12 +85,17 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 	}
 	logger.Info("gateway ready", "http", c.HTTPAddr, "https", c.HTTPSAddr, "run_dir", root)
 
-	select {
-	case <-ctx.Done():
-		logger.Info("stopping")
-		return nil
-	case p := <-exited:
-		return p.exitError()
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping")
+			return nil
+		case p := <-exited:
+			return p.exitError()
+		case <-hup:
+			logger.Info("SIGHUP: authsvc reloads its policy file; restart the gateway for nginx.conf changes")
+			_ = procs[0].cmd.Process.Signal(syscall.SIGHUP)
+		}
 	}
 }
 
