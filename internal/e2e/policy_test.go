@@ -47,9 +47,17 @@ func TestPolicyPushDeniedWithReason(t *testing.T) {
 		!(a.status == http.StatusNotFound && strings.Contains(a.body, "NAME_UNKNOWN")) {
 		t.Errorf("GET team-b/api tags as bob: got %d %q; want ECR's answer (200, or 404 for no tags)", a.status, a.body)
 	}
-	// No rule names team-c at all.
+	// No rule names team-c at all: the registry client shows why.
 	denial(t, e.do(t, http.MethodGet, "/v2/team-c/secret/tags/list", basic(bob.Name, bob.Password)),
 		"bob may not pull team-c/secret")
+	secret, err := name.ParseReference(e.httpAddr + "/team-c/secret:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Image(secret, e.remoteOpts(bob.Name, bob.Password)...); err == nil ||
+		!strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), "bob may not pull team-c/secret") {
+		t.Errorf("pull as bob from team-c/secret: got %v; want DENIED with the reason", err)
+	}
 }
 
 // Delete needs the ops group (an escaped comma in its DN, named by its cn in
@@ -68,6 +76,14 @@ func TestPolicyDeleteNeedsGroup(t *testing.T) {
 	path := "/v2/" + repoName + "/manifests/" + d.String()
 	denial(t, e.do(t, http.MethodDelete, path, basic(bob.Name, bob.Password)),
 		"bob may pull and push but not delete "+repoName)
+	byDigest, err := name.ParseReference(e.httpAddr + "/" + repoName + "@" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(byDigest, e.remoteOpts(bob.Name, bob.Password)...); err == nil ||
+		!strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), "not delete") {
+		t.Errorf("delete as bob with the registry client: got %v; want DENIED with the reason", err)
+	}
 	if a := e.do(t, http.MethodDelete, path, basic(alice.Name, alice.Password)); a.status != http.StatusAccepted {
 		t.Errorf("DELETE as alice (ops): got %d %q; want 202", a.status, a.body)
 	}
