@@ -35,6 +35,11 @@ type CheckOptions struct {
 // repository, the decision for each action there. cfg must have been loaded
 // by LoadConfig.
 func Check(ctx context.Context, cfg Config, opts CheckOptions, out io.Writer, logger *slog.Logger) error {
+	if opts.Repository != "" && !regpath.ValidRepository(opts.Repository) {
+		err := fmt.Errorf("-repo %q: not a valid repository name (lower case components joined by '/')", opts.Repository)
+		fmt.Fprintf(out, "FAILED: %v\n", err)
+		return err
+	}
 	lc, err := cfg.LDAPConfig()
 	if err != nil {
 		fmt.Fprintf(out, "configuration: FAILED: %v\n", err)

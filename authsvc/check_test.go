@@ -169,3 +169,12 @@ func TestReadPassword(t *testing.T) {
 		}
 	}
 }
+
+// A bad -repo is an error, not a note followed by "ok".
+func TestCheckRefusesBadRepository(t *testing.T) {
+	var out strings.Builder
+	err := Check(t.Context(), Config{}, CheckOptions{Repository: "Team-A/x"}, &out, nil)
+	if err == nil || !strings.Contains(out.String(), "not a valid repository name") {
+		t.Errorf("Check with -repo Team-A/x: got %v, output %q; want an error naming the repository", err, out.String())
+	}
+}
