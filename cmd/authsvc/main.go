@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/toanc/aws-ecr-ldap/authsvc"
+	"github.com/toanc/aws-ecr-ldap/internal/logjson"
 )
 
 var version = "dev"
@@ -58,7 +59,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()})).With("version", version)
+	logger := logjson.New(os.Stderr, cfg.Level()).With("version", version)
 	return authsvc.Run(ctx, cfg, logger)
 }
 

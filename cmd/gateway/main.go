@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/toanc/aws-ecr-ldap/internal/gateway"
+	"github.com/toanc/aws-ecr-ldap/internal/logjson"
 )
 
 var version = "dev"
@@ -52,6 +53,6 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "gateway", "version", version)
+	logger := logjson.New(os.Stderr, slog.LevelInfo).With("component", "gateway", "version", version)
 	return gateway.Run(ctx, cfg, logger)
 }

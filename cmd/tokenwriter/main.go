@@ -5,11 +5,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/toanc/aws-ecr-ldap/internal/logjson"
 	"github.com/toanc/aws-ecr-ldap/tokenwriter"
 )
 
@@ -37,7 +37,7 @@ func run(ctx context.Context, once bool) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("version", version)
+	logger := logjson.New(os.Stderr, cfg.LogLevel).With("version", version)
 	if once {
 		return tokenwriter.Once(ctx, cfg, logger)
 	}

@@ -211,6 +211,11 @@ func (l *loader) ruleAt(n *yaml.Node, names map[string]int) *Rule {
 				l.fail(item, "user %q: empty or with surrounding spaces", item.Value)
 				continue
 			}
+			if strings.Contains(item.Value, "=") {
+				// It would never match: users are login names.
+				l.fail(item, "user %q looks like a DN; users are login names as the directory spells them (put DNs of groups under groups)", item.Value)
+				continue
+			}
 			r.Users = append(r.Users, item.Value)
 			r.users[fold(item.Value)] = struct{}{}
 		}

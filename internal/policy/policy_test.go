@@ -223,6 +223,9 @@ rules:
 			`policy.yaml:30: rule 8: user " a": empty or with surrounding spaces`,
 			`policy.yaml:31: rule 9: a rule must be a mapping (key: value lines), got "just a string"`,
 		}},
+		{"user given as a DN", "rules:\n  - repositories: [x]\n    actions: [pull]\n    users: [\"uid=alice,ou=people,dc=example,dc=org\"]\n", []string{
+			`policy.yaml:4: rule 1: user "uid=alice,ou=people,dc=example,dc=org" looks like a DN; users are login names as the directory spells them (put DNs of groups under groups)`,
+		}},
 		{"unknown top-level key", "rules: []\nrule: []\n", []string{`policy.yaml:2: unknown key "rule" in the policy (known: default, rules)`}},
 		{"no rules key", "default: [pull]\n", []string{`policy.yaml:1: no rules: key (write rules: [] to grant only the default)`}},
 		{"empty", "", []string{`policy.yaml: empty; a policy has at least a rules: key (rules: [] grants only the default)`}},
