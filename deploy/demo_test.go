@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,6 +8,11 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -87,8 +92,10 @@ func TestComposeDemoProfile(t *testing.T) {
 	}
 }
 
-// TestComposeDemoWiring: in the demo, each gateway process points at the demo
-// service it needs, at the address that service listens on.
+// TestComposeDemoWiring: in the demo, every container is on the project's
+// network, and each gateway process points at the demo service it needs, by
+// service name, at the port that service listens on. Only the gateway and the
+// emulator's "S3" port are published, on the host's loopback.
 func TestComposeDemoWiring(t *testing.T) {
 	p := loadDemo(t)
 	if got, want := len(p.Services), 7; got != want {
@@ -107,14 +114,16 @@ func TestComposeDemoWiring(t *testing.T) {
 			t.Errorf("%s: command got %q; want %q", tc.service, got, tc.want)
 		}
 	}
+	published := map[string][]types.ServicePortConfig{}
 	for _, s := range p.Services {
-		// The emulator's ports are loopback ports chosen at start (see
-		// docker-compose.yml): everything shares the host's loopback.
-		if s.NetworkMode != "host" {
-			t.Errorf("%s: network_mode got %q; want host", s.Name, s.NetworkMode)
+		if s.NetworkMode != "" {
+			t.Errorf("%s: network_mode got %q; want none (the project's network)", s.Name, s.NetworkMode)
 		}
-		if len(s.Ports) != 0 {
-			t.Errorf("%s: ports got %v; want none with the host network", s.Name, s.Ports)
+		if _, ok := s.Networks["default"]; !ok || len(s.Networks) != 1 {
+			t.Errorf("%s: networks got %v; want the project's default network only", s.Name, s.Networks)
+		}
+		if len(s.Ports) > 0 {
+			published[s.Name] = s.Ports
 		}
 		if s.Logging == nil || s.Logging.Driver != "json-file" {
 			t.Errorf("%s: logging got %+v; want json-file", s.Name, s.Logging)
@@ -123,9 +132,12 @@ func TestComposeDemoWiring(t *testing.T) {
 			t.Errorf("%s: no restart policy", s.Name)
 		}
 	}
+	if got := slices.Sorted(maps.Keys(published)); !slices.Equal(got, []string{"demo-ecr", "nginx"}) {
+		t.Errorf("services with published ports got %v; want [demo-ecr nginx]", got)
+	}
 
-	// Start order: LDAP before authsvc, the emulator (its CA and API URL)
-	// before the first token, the first token before nginx.
+	// Start order: LDAP before authsvc, the emulator (its CA) before the first
+	// token, the first token before nginx.
 	for _, tc := range []struct{ service, dep, cond string }{
 		{"authsvc", "demo-ldap", types.ServiceConditionHealthy},
 		{"demo-ecr", "demo-registry", types.ServiceConditionHealthy},
@@ -144,16 +156,18 @@ func TestComposeDemoWiring(t *testing.T) {
 		}
 	}
 
-	// demo-ldap listens where authsvc's LDAP_URL points.
+	// authsvc reaches demo-ldap by name, on the port slapd listens on.
 	a := service(t, p, "authsvc")
 	ldapURL, _ := env(a, "LDAP_URL")
 	u, err := url.Parse(ldapURL)
 	if err != nil {
 		t.Fatalf("LDAP_URL %q: %v", ldapURL, err)
 	}
-	ldapCmd := service(t, p, "demo-ldap").Command
-	if i := slices.Index(ldapCmd, "-h"); i < 0 || i+1 >= len(ldapCmd) || ldapCmd[i+1] != "ldap://"+u.Host+"/" {
-		t.Errorf("demo-ldap command %q: want -h ldap://%s/ (authsvc's LDAP_URL)", ldapCmd, u.Host)
+	if u.Hostname() != "demo-ldap" {
+		t.Errorf("LDAP_URL %q: want host demo-ldap (the service)", ldapURL)
+	}
+	if got, want := flagValue(t, service(t, p, "demo-ldap").Command, "-h"), "ldap://"+net.JoinHostPort(anyAddr, u.Port())+"/"; got != want {
+		t.Errorf("demo-ldap -h got %q; want %q (every interface, authsvc's LDAP_URL port)", got, want)
 	}
 	if got, want := strings.TrimPrefix(ldapURL, "ldap://"+u.Host), slapd.SearchPath; got != want {
 		t.Errorf("LDAP_URL path got %q; want the sample directory's %q", got, want)
@@ -168,40 +182,76 @@ func TestComposeDemoWiring(t *testing.T) {
 		}
 	}
 
-	// nginx reaches authsvc where it listens; its health check asks the port it
-	// listens on.
+	// nginx reaches authsvc by name where it listens; it listens on the port
+	// published on the host's loopback, and its health check asks that port.
 	httpConf := readFile(t, "demo/nginx/local/http.conf")
 	listen := readFile(t, "demo/nginx/local/listen.conf")
 	authAddr, _ := env(a, "AUTH_LISTEN_ADDR")
-	if !strings.Contains(httpConf, "server "+authAddr+";") {
-		t.Errorf("demo http.conf has no `server %s;` (authsvc's AUTH_LISTEN_ADDR)", authAddr)
+	authHost, authPort, _ := net.SplitHostPort(authAddr)
+	if authHost != anyAddr {
+		t.Errorf("authsvc AUTH_LISTEN_ADDR %q: want every interface (%s)", authAddr, anyAddr)
+	}
+	if !strings.Contains(httpConf, "server authsvc:"+authPort+";") {
+		t.Errorf("demo http.conf has no `server authsvc:%s;` (authsvc's AUTH_LISTEN_ADDR)", authPort)
 	}
 	n := service(t, p, "nginx")
-	gatewayAddr := strings.TrimSuffix(strings.TrimPrefix(firstDirective(t, listen, "listen"), "listen "), ";")
-	if n.HealthCheck == nil || !slices.Contains(n.HealthCheck.Test, "http://"+gatewayAddr+"/healthz") {
-		t.Errorf("nginx healthcheck got %+v; want http://%s/healthz (demo listen.conf)", n.HealthCheck, gatewayAddr)
+	gatewayPort := strings.TrimSuffix(strings.TrimPrefix(firstDirective(t, listen, "listen"), "listen "), ";")
+	if _, err := strconv.Atoi(gatewayPort); err != nil {
+		t.Errorf("demo listen.conf: listen %q; want a port only (every interface of the container)", gatewayPort)
+	}
+	checkPublished(t, "nginx", published["nginx"], gatewayPort, gatewayPort)
+	if n.HealthCheck == nil || !slices.Contains(n.HealthCheck.Test, "http://127.0.0.1:"+gatewayPort+"/healthz") {
+		t.Errorf("nginx healthcheck got %+v; want http://127.0.0.1:%s/healthz (demo listen.conf)", n.HealthCheck, gatewayPort)
 	}
 
-	// demo-ecr's backend is demo-registry.
+	// demo-ecr's backend is demo-registry, by name.
 	reg := service(t, p, "demo-registry")
 	regAddr, _ := env(reg, "REGISTRY_HTTP_ADDR")
+	regHost, regPort, _ := net.SplitHostPort(regAddr)
 	ecrCmd := service(t, p, "demo-ecr").Command
-	if i := slices.Index(ecrCmd, "-backend"); i < 0 || ecrCmd[i+1] != "http://"+regAddr {
-		t.Errorf("demo-ecr command %q: want -backend http://%s (demo-registry)", ecrCmd, regAddr)
+	if got, want := flagValue(t, ecrCmd, "-backend"), "http://demo-registry:"+regPort; got != want {
+		t.Errorf("demo-ecr -backend got %q; want %q (demo-registry)", got, want)
 	}
-	if !strings.HasPrefix(regAddr, "127.0.0.1:") {
-		t.Errorf("demo-registry listens on %q; want loopback only", regAddr)
+	if regHost != anyAddr {
+		t.Errorf("demo-registry listens on %q; want every interface of its container", regAddr)
+	}
+	if hc := reg.HealthCheck; hc == nil || !slices.Contains(hc.Test, "http://127.0.0.1:"+regPort+"/v2/") {
+		t.Errorf("demo-registry healthcheck got %+v; want http://127.0.0.1:%s/v2/", hc, regPort)
 	}
 	if !pinnedRef(reg.Image) {
 		t.Errorf("demo-registry image %q: want a pinned tag", reg.Image)
 	}
 
-	// The emulator's CA and API URL travel on the demo volume: demo-ecr writes
-	// it, nginx and both tokenwriters read it; nginx.conf's local snippets are
-	// the demo ones for nginx and for tokenwriter's `nginx -t` alike.
+	// demo-ecr: tokenwriter reaches the API by name; proxyEndpoint names the
+	// front by service name and listen port, so nginx reaches it from its own
+	// container; blob redirects go to the host's loopback, where the S3 port is
+	// published.
+	e := demoEmulator(t, p)
+	for name, addr := range map[string]string{"-api-addr": e.apiAddr, "-registry-addr": e.registryAddr, "-s3-addr": e.s3Addr} {
+		if h, _, _ := net.SplitHostPort(addr); h != anyAddr {
+			t.Errorf("demo-ecr %s %q: want every interface of its container", name, addr)
+		}
+	}
+	if h, port, _ := net.SplitHostPort(e.registryHost); h != "demo-ecr" || port != portOf(t, e.registryAddr) {
+		t.Errorf("demo-ecr -registry-host %q: want demo-ecr:%s (the service, -registry-addr's port)", e.registryHost, portOf(t, e.registryAddr))
+	}
+	s3Host, s3Published, _ := net.SplitHostPort(e.s3Host)
+	if s3Host != "localhost" {
+		t.Errorf("demo-ecr -s3-host %q: want localhost, where docker on the host follows the redirect", e.s3Host)
+	}
+	checkPublished(t, "demo-ecr", published["demo-ecr"], s3Published, portOf(t, e.s3Addr))
+	for _, name := range []string{"tokenwriter-init", "tokenwriter"} {
+		if got, want := mustEnv(t, service(t, p, name), "AWS_ENDPOINT_URL_ECR"), "http://demo-ecr:"+portOf(t, e.apiAddr); got != want {
+			t.Errorf("%s: AWS_ENDPOINT_URL_ECR got %q; want %q (demo-ecr's -api-addr)", name, got, want)
+		}
+	}
+
+	// The emulator's CA travels on the demo volume: demo-ecr writes it, nginx
+	// and both tokenwriters read it; nginx.conf's local snippets are the demo
+	// ones for nginx and for tokenwriter's `nginx -t` alike.
 	caFile := strings.TrimSuffix(strings.TrimPrefix(firstDirective(t, httpConf, "proxy_ssl_trusted_certificate"), "proxy_ssl_trusted_certificate "), ";")
-	if !strings.HasPrefix(caFile, demoDir+"/") {
-		t.Errorf("demo proxy_ssl_trusted_certificate %q: want the emulator's CA under %s", caFile, demoDir)
+	if !strings.HasPrefix(caFile, demoDir+"/") || e.caOut != caFile {
+		t.Errorf("demo proxy_ssl_trusted_certificate %q, demo-ecr -ca-out %q: want the same file under %s", caFile, e.caOut, demoDir)
 	}
 	if v, ok := mount(service(t, p, "demo-ecr"), demoDir); !ok || v.Source != "demo" || v.ReadOnly {
 		t.Errorf("demo-ecr: mount %s got %+v; want the demo volume, writable", demoDir, v)
@@ -215,17 +265,84 @@ func TestComposeDemoWiring(t *testing.T) {
 		if !ok || v.Type != types.VolumeTypeBind || !strings.HasSuffix(v.Source, "/deploy/demo/nginx/local") || !v.ReadOnly {
 			t.Errorf("%s: mount %s/local got %+v; want deploy/demo/nginx/local read-only", name, confDir, v)
 		}
-		if got := service(t, p, name).Command; name != "nginx" && !slices.Equal(got, gateway.TokenwriterCommand()) && !slices.Equal(got, gateway.TokenwriterOnceCommand()) {
-			t.Errorf("%s: command %q", name, got)
-		}
 		if name != "nginx" {
-			if got, _ := env(s, "AWS_CONFIG_FILE"); got != demoDir+"/aws-config" {
-				t.Errorf("%s: AWS_CONFIG_FILE got %q; want %s/aws-config (written by demo-ecr)", name, got, demoDir)
+			if got, _ := env(s, "ECR_CA_FILE"); got != caFile {
+				t.Errorf("%s: ECR_CA_FILE got %q; want %s (the probe trusts the emulator's CA)", name, got, caFile)
 			}
 		}
 	}
-	if hc := service(t, p, "demo-ecr").HealthCheck; hc == nil || !slices.Contains(hc.Test, demoDir+"/aws-config") {
-		t.Errorf("demo-ecr healthcheck got %+v; want it to wait for %s/aws-config", hc, demoDir)
+	if hc := service(t, p, "demo-ecr").HealthCheck; hc == nil || !slices.Equal(hc.Test, []string{"CMD", "test", "-s", e.caOut}) {
+		t.Errorf("demo-ecr healthcheck got %+v; want it to wait for %s (written once the emulator listens)", hc, e.caOut)
+	}
+}
+
+// anyAddr: a demo server listens on every interface of its container.
+const anyAddr = "0.0.0.0"
+
+// demoEmulatorFlags are demo-ecr's ecr-emulator flags that the wiring depends on.
+type demoEmulatorFlags struct {
+	apiAddr, registryAddr, s3Addr, registryHost, s3Host, caOut string
+}
+
+func demoEmulator(t *testing.T, p *types.Project) demoEmulatorFlags {
+	t.Helper()
+	cmd := service(t, p, "demo-ecr").Command
+	if len(cmd) == 0 || cmd[0] != "ecr-emulator" {
+		t.Fatalf("demo-ecr command %q: want ecr-emulator", cmd)
+	}
+	return demoEmulatorFlags{
+		apiAddr:      flagValue(t, cmd, "-api-addr"),
+		registryAddr: flagValue(t, cmd, "-registry-addr"),
+		s3Addr:       flagValue(t, cmd, "-s3-addr"),
+		registryHost: flagValue(t, cmd, "-registry-host"),
+		s3Host:       flagValue(t, cmd, "-s3-host"),
+		caOut:        flagValue(t, cmd, "-ca-out"),
+	}
+}
+
+// flagValue returns the argument after name in argv, which must occur once.
+func flagValue(t *testing.T, argv []string, name string) string {
+	t.Helper()
+	i := slices.Index(argv, name)
+	if i < 0 || i+1 >= len(argv) || slices.Index(argv[i+1:], name) >= 0 {
+		t.Fatalf("command %q: want %s VALUE once", argv, name)
+	}
+	return argv[i+1]
+}
+
+// setFlag returns argv with the value of name replaced.
+func setFlag(t *testing.T, argv []string, name, value string) []string {
+	t.Helper()
+	flagValue(t, argv, name)
+	argv = slices.Clone(argv)
+	argv[slices.Index(argv, name)+1] = value
+	return argv
+}
+
+func portOf(t *testing.T, hostport string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatalf("%q: %v", hostport, err)
+	}
+	return port
+}
+
+func mustEnv(t *testing.T, s types.ServiceConfig, key string) string {
+	t.Helper()
+	v, ok := env(s, key)
+	if !ok {
+		t.Fatalf("%s: no %s", s.Name, key)
+	}
+	return v
+}
+
+// checkPublished: ports is exactly published → target, on the host's loopback.
+func checkPublished(t *testing.T, name string, ports []types.ServicePortConfig, published, target string) {
+	t.Helper()
+	if len(ports) != 1 || ports[0].HostIP != "127.0.0.1" || ports[0].Published != published ||
+		strconv.Itoa(int(ports[0].Target)) != target || ports[0].Protocol != "tcp" {
+		t.Errorf("%s: ports got %+v; want only 127.0.0.1:%s → %s/tcp", name, ports, published, target)
 	}
 }
 
@@ -245,7 +362,7 @@ func firstDirective(t *testing.T, conf, name string) string {
 // demo hands them, and every variable is one they (or the AWS SDK) read.
 func TestDemoConfigLoads(t *testing.T) {
 	p := loadDemo(t)
-	sdk := append(slices.Clone(sdkVariables), "AWS_CONFIG_FILE")
+	sdk := append(slices.Clone(sdkVariables), "AWS_ENDPOINT_URL_ECR")
 	for _, name := range []string{"tokenwriter", "tokenwriter-init"} {
 		known := append(envconfigNames(t, "../tokenwriter"), sdk...)
 		for key := range service(t, p, name).Environment {
@@ -254,7 +371,7 @@ func TestDemoConfigLoads(t *testing.T) {
 			}
 		}
 		t.Run(name, func(t *testing.T) {
-			setServiceEnv(t, service(t, p, name), append(envconfigNames(t, "../tokenwriter"), "AWS_CONFIG_FILE"))
+			setServiceEnv(t, service(t, p, name), append(envconfigNames(t, "../tokenwriter"), "AWS_ENDPOINT_URL_ECR"))
 			if _, err := tokenwriter.Load(); err != nil {
 				t.Fatalf("tokenwriter.Load: %v", err)
 			}
@@ -266,8 +383,8 @@ func TestDemoConfigLoads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("authsvc.LoadConfig: %v", err)
 		}
-		if cfg.ListenAddr != "127.0.0.1:9000" {
-			t.Errorf("listen got %q; want 127.0.0.1:9000", cfg.ListenAddr)
+		if cfg.ListenAddr != "0.0.0.0:9000" {
+			t.Errorf("listen got %q; want 0.0.0.0:9000", cfg.ListenAddr)
 		}
 	})
 }
@@ -284,9 +401,10 @@ func TestDemoNginxConfig(t *testing.T) {
 	assembleConfDir(t, dir, files, []rewrite{
 		{"local/main.conf", "pid /run/nginx/nginx.pid;", "pid " + dir + "/nginx.pid;", 1},
 		{"local/http.conf", "/var/cache/nginx/", dir + "/cache/", 5},
-		{"local/http.conf", "server 127.0.0.1:9000;", "server 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
+		// Service names resolve in compose only; the ports are the demo's own.
+		{"local/http.conf", "server authsvc:9000;", "server 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
 		{"local/http.conf", demoDir + "/ecr-ca.pem", dir + "/demo/ecr-ca.pem", 1},
-		{"local/listen.conf", "listen 127.0.0.1:5080;", "listen 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
+		{"local/listen.conf", "listen 5080;", "listen 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
 	}, ecrInclude("localhost", 5443, ecrToken(t, 6400)))
 	if out, err := nginxTest(t, dir); err != nil {
 		t.Fatalf("nginx -t on the demo configuration: %v\n%s", err, out)
@@ -454,12 +572,16 @@ func TestDemoDockerfiles(t *testing.T) {
 	}
 }
 
-// TestDemoEmulatorWrapper runs demo-ecr's command natively: the wrapper with the
-// real ecr-emulator. The AWS SDK, configured only by the environment the demo
-// gives tokenwriter (AWS_CONFIG_FILE, the demo credentials), must get a token
-// from it, and the CA it wrote must verify the registry front by the name
-// nginx uses.
-func TestDemoEmulatorWrapper(t *testing.T) {
+// TestDemoEmulatorCommand runs demo-ecr's command natively, with the real
+// ecr-emulator: its listen addresses move to free loopback ports and its files
+// to a temporary directory; everything it advertises stays as in compose. A
+// dialer stands in for the compose network (demo-ecr:<port> → the listener for
+// that container port) and for the published S3 port (localhost:<published>).
+// Then the AWS SDK, configured only by the environment the demo gives
+// tokenwriter, gets a token; the CA named by ECR_CA_FILE verifies the front
+// named in proxyEndpoint, as nginx does; a blob download is redirected where
+// docker on the host can follow it; SIGTERM stops it cleanly.
+func TestDemoEmulatorCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ecr-emulator")
 	}
@@ -469,18 +591,51 @@ func TestDemoEmulatorWrapper(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/ecr-emulator").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/ecr-emulator: %v\n%s", err, out)
 	}
-	if err := os.Symlink(mustAbs(t, "demo/ecr-emulator-demo.sh"), filepath.Join(bin, "ecr-emulator-demo")); err != nil {
-		t.Fatal(err)
-	}
 	p := loadDemo(t)
-	argv := service(t, p, "demo-ecr").Command
-	// The registry behind it is not contacted for a token.
-	argv = slices.Clone(argv)
-	argv[slices.Index(argv, "-backend")+1] = "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	flags := demoEmulator(t, p)
+	// demo-registry: answers every blob, HEAD and GET.
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "blob")
+	}))
+	t.Cleanup(backend.Close)
 
+	// Where each advertised host:port is reached from this test.
 	state := t.TempDir()
+	caFile := filepath.Join(state, filepath.Base(flags.caOut))
+	api, front, s3 := freeAddr(t), freeAddr(t), freeAddr(t)
+	s3Name, s3Published, _ := net.SplitHostPort(flags.s3Host)
+	var publishedS3 string
+	for _, pc := range service(t, p, "demo-ecr").Ports {
+		if strconv.Itoa(int(pc.Target)) == portOf(t, flags.s3Addr) {
+			publishedS3 = pc.Published
+		}
+	}
+	routes := map[string]string{
+		"demo-ecr:" + portOf(t, flags.apiAddr):      api,
+		"demo-ecr:" + portOf(t, flags.registryAddr): front,
+		s3Name + ":" + publishedS3:                  s3,
+	}
+	if publishedS3 != s3Published {
+		t.Errorf("-s3-host %s: port %s is not where -s3-addr %s is published (%s)", flags.s3Host, s3Published, flags.s3Addr, publishedS3)
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		to, ok := routes[addr]
+		if !ok {
+			return nil, fmt.Errorf("%s: not reachable from the demo's containers or host", addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, to)
+	}
+
+	argv := service(t, p, "demo-ecr").Command
+	for name, value := range map[string]string{
+		"-backend": backend.URL, "-ca-out": caFile,
+		"-api-addr": api, "-registry-addr": front, "-s3-addr": s3,
+	} {
+		argv = setFlag(t, argv, name, value)
+	}
 	cmd := exec.Command(filepath.Join(bin, argv[0]), argv[1:]...)
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "DEMO_DIR="+state, "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -496,85 +651,105 @@ func TestDemoEmulatorWrapper(t *testing.T) {
 		}
 	})
 
-	awsConfig := filepath.Join(state, "aws-config")
+	// The health check: `test -s` on the CA file.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if fi, err := os.Stat(awsConfig); err == nil && fi.Size() > 0 {
+		if fi, err := os.Stat(caFile); err == nil && fi.Size() > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s after 20s\n%s", awsConfig, stderr.String())
+			t.Fatalf("no %s after 20s\n%s", caFile, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
 	tw := service(t, p, "tokenwriter")
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
-		v, _ := env(tw, k)
-		t.Setenv(k, v)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_ECR"} {
+		t.Setenv(k, mustEnv(t, tw, k))
 	}
-	for _, k := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR", "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE"} {
+	for _, k := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(state, "no-config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(state, "no-credentials"))
-	t.Setenv("AWS_CONFIG_FILE", awsConfig)
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
+		WithTransportOptions(func(tr *http.Transport) { tr.DialContext = dial })))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := ecr.NewFromConfig(cfg).GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		t.Fatalf("GetAuthorizationToken through %s: %v\n%s", awsConfig, err, stderr.String())
+		t.Fatalf("GetAuthorizationToken at %s: %v\n%s", mustEnv(t, tw, "AWS_ENDPOINT_URL_ECR"), err, stderr.String())
 	}
 	if len(out.AuthorizationData) != 1 || aws.ToString(out.AuthorizationData[0].AuthorizationToken) == "" {
 		t.Fatalf("authorization data got %+v; want one token", out.AuthorizationData)
 	}
-	front, err := url.Parse(aws.ToString(out.AuthorizationData[0].ProxyEndpoint))
+	data := out.AuthorizationData[0]
+	frontURL, err := url.Parse(aws.ToString(data.ProxyEndpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(readFile(t, filepath.Join(state, "ecr-ca.pem")))) {
-		t.Fatal("ecr-ca.pem: no certificate")
-	}
-	// nginx verifies proxy_ssl_name $ecr_registry_host, the host without port.
-	conn, err := tls.Dial("tcp", front.Host, &tls.Config{RootCAs: pool, ServerName: front.Hostname()})
-	if err != nil {
-		t.Fatalf("TLS to the registry front %s with ecr-ca.pem: %v", front.Host, err)
-	}
-	conn.Close()
-	endpoints := readFile(t, filepath.Join(state, "endpoints.env"))
-	sc := bufio.NewScanner(strings.NewReader(endpoints))
-	var keys []string
-	for sc.Scan() {
-		k, _, _ := strings.Cut(sc.Text(), "=")
-		keys = append(keys, k)
-	}
-	if !slices.Contains(keys, "AWS_ENDPOINT_URL_ECR") {
-		t.Errorf("endpoints.env got %q", endpoints)
+	if frontURL.Host != flags.registryHost {
+		t.Errorf("proxyEndpoint got %q; want https://%s", frontURL, flags.registryHost)
 	}
 
-	// docker stop: SIGTERM reaches the emulator, the wrapper exits 0.
+	// nginx: proxy_ssl_name $ecr_registry_host (the host without port),
+	// trusting only the file tokenwriter's ECR_CA_FILE and http.conf name.
+	if got := mustEnv(t, tw, "ECR_CA_FILE"); got != flags.caOut {
+		t.Errorf("tokenwriter ECR_CA_FILE got %q; want %q", got, flags.caOut)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(readFile(t, caFile))) {
+		t.Fatalf("%s: no certificate", caFile)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(aws.ToString(data.AuthorizationToken))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, frontURL.JoinPath("/v2/demo/hello/blobs/sha256:"+strings.Repeat("c", 64)).String(), nil)
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString(raw))
+	nginx := &http.Client{
+		Transport: &http.Transport{
+			DialContext:     dial,
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: frontURL.Hostname()},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+	resp, err := nginx.Do(req)
+	if err != nil {
+		t.Fatalf("TLS to the registry front %s with %s: %v", frontURL.Host, flags.caOut, err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, "http://"+flags.s3Host+"/") {
+		t.Fatalf("blob download got %d Location %q; want 307 to http://%s/...", resp.StatusCode, loc, flags.s3Host)
+	}
+	// docker on the host follows it, to the published port, with no credentials.
+	docker := &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 10 * time.Second}
+	blob, err := docker.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(blob.Body)
+	blob.Body.Close()
+	if blob.StatusCode != http.StatusOK || string(body) != "blob" {
+		t.Errorf("following the redirect: got %d %q; want 200 \"blob\"", blob.StatusCode, body)
+	}
+
+	// docker stop: SIGTERM, exit 0.
 	stopped = true
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Errorf("wrapper after SIGTERM: %v\n%s", err, stderr.String())
+			t.Errorf("ecr-emulator after SIGTERM: %v\n%s", err, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
 		<-exited
-		t.Errorf("wrapper still running 10s after SIGTERM")
+		t.Errorf("ecr-emulator still running 10s after SIGTERM")
 	}
 }
 
-func mustAbs(t *testing.T, p string) string {
-	t.Helper()
-	a, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+func freeAddr(t *testing.T) string {
+	return "127.0.0.1:" + strconv.Itoa(freePort(t))
 }

@@ -11,26 +11,56 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ecremu"
 )
 
 // envPrefix prefixes every environment variable; a flag overrides its variable.
 const envPrefix = "ECR_EMULATOR"
 
 // Config is the emulator's configuration. The demo credentials are public
-// on purpose: the emulator listens on loopback only and guards nothing.
+// on purpose: the emulator guards nothing, and listens on loopback only
+// unless told otherwise (in the compose demo, on its container's network).
 type Config struct {
-	Dir          string        `envconfig:"DIR"`                              // state dir; empty: a temporary one, removed on exit
-	Backend      string        `envconfig:"BACKEND"`                          // registry URL; empty: start docker-registry in Dir
-	AccessKey    string        `envconfig:"ACCESS_KEY" default:"demo"`        // the only access key the API accepts
-	SecretKey    secret        `envconfig:"SECRET_KEY" default:"demo-secret"` // its secret
-	Region       string        `envconfig:"REGION" default:"us-east-1"`       // SigV4 region
-	Account      string        `envconfig:"ACCOUNT" default:"123456789012"`   // registry id
-	TokenSize    int           `envconfig:"TOKEN_SIZE" default:"6400"`        // base64 token length
-	TokenTTL     time.Duration `envconfig:"TOKEN_TTL" default:"12h"`          // token lifetime
-	CAOut        string        `envconfig:"CA_OUT"`                           // write the front's CA certificate here
-	Repos        []string      `envconfig:"REPOS"`                            // repositories to create at start
-	CreateOnPush bool          `envconfig:"CREATE_ON_PUSH" default:"false"`   // create repositories on first push
-	S3Host       string        `envconfig:"S3_HOST" default:"localhost"`      // host name in blob redirects
+	Dir          string        `envconfig:"DIR"`                                 // state dir; empty: a temporary one, removed on exit
+	Backend      string        `envconfig:"BACKEND"`                             // registry URL; empty: start docker-registry in Dir
+	AccessKey    string        `envconfig:"ACCESS_KEY" default:"demo"`           // the only access key the API accepts
+	SecretKey    secret        `envconfig:"SECRET_KEY" default:"demo-secret"`    // its secret
+	Region       string        `envconfig:"REGION" default:"us-east-1"`          // SigV4 region
+	Account      string        `envconfig:"ACCOUNT" default:"123456789012"`      // registry id
+	TokenSize    int           `envconfig:"TOKEN_SIZE" default:"6400"`           // base64 token length
+	TokenTTL     time.Duration `envconfig:"TOKEN_TTL" default:"12h"`             // token lifetime
+	CAOut        string        `envconfig:"CA_OUT"`                              // write the front's CA certificate here
+	Repos        []string      `envconfig:"REPOS"`                               // repositories to create at start
+	CreateOnPush bool          `envconfig:"CREATE_ON_PUSH" default:"false"`      // create repositories on first push
+	S3Host       string        `envconfig:"S3_HOST" default:"localhost"`         // host[:port] in blob redirects
+	RegistryHost string        `envconfig:"REGISTRY_HOST" default:"localhost"`   // host[:port] in proxyEndpoint
+	CertHosts    []string      `envconfig:"CERT_HOSTS"`                          // more names for the front's certificate
+	APIAddr      string        `envconfig:"API_ADDR" default:"127.0.0.1:0"`      // listen address of the ECR API
+	RegistryAddr string        `envconfig:"REGISTRY_ADDR" default:"127.0.0.1:0"` // of the registry front
+	S3Addr       string        `envconfig:"S3_ADDR" default:"127.0.0.1:0"`       // of the S3 endpoint
+}
+
+// listFlag is a repeatable, comma-separated flag: its first use replaces the
+// environment's list, later ones add to it.
+type listFlag struct {
+	list *[]string
+	set  bool
+}
+
+func (f *listFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	return strings.Join(*f.list, ",")
+}
+
+func (f *listFlag) Set(v string) error {
+	if !f.set {
+		*f.list, f.set = nil, true
+	}
+	*f.list = append(*f.list, splitList(v)...)
+	return nil
 }
 
 // secret keeps the secret key out of logs, usage text and %v.
@@ -61,13 +91,22 @@ func loadConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&c.Account, "account", c.Account, "12-digit account / registry id (env "+envPrefix+"_ACCOUNT)")
 	fs.IntVar(&c.TokenSize, "token-size", c.TokenSize, "length of the base64 authorization token (env "+envPrefix+"_TOKEN_SIZE)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "token lifetime (env "+envPrefix+"_TOKEN_TTL)")
-	fs.StringVar(&c.CAOut, "ca-out", c.CAOut, "write the registry front's CA certificate (PEM) to this path (env "+envPrefix+"_CA_OUT)")
+	fs.StringVar(&c.CAOut, "ca-out", c.CAOut, "write the registry front's CA certificate (PEM) to this path once every listener is up; "+
+		"a file left there is removed at start (env "+envPrefix+"_CA_OUT)")
 	fs.Func("repos", "comma-separated repositories to create (env "+envPrefix+"_REPOS)", func(v string) error {
 		c.Repos = splitList(v)
 		return nil
 	})
 	fs.BoolVar(&c.CreateOnPush, "create-on-push", c.CreateOnPush, "create missing repositories on push (env "+envPrefix+"_CREATE_ON_PUSH)")
-	fs.StringVar(&c.S3Host, "s3-host", c.S3Host, "host name, resolving to 127.0.0.1, in blob redirect URLs (env "+envPrefix+"_S3_HOST)")
+	fs.StringVar(&c.S3Host, "s3-host", c.S3Host, "host or host:port in blob redirect URLs, where the client that follows them reaches -s3-addr; "+
+		"without a port, -s3-addr's (env "+envPrefix+"_S3_HOST)")
+	fs.StringVar(&c.RegistryHost, "registry-host", c.RegistryHost, "host or host:port of the registry front in proxyEndpoint, as the gateway reaches -registry-addr; "+
+		"without a port, -registry-addr's; always in the front's certificate (env "+envPrefix+"_REGISTRY_HOST)")
+	fs.Var(&listFlag{list: &c.CertHosts}, "cert-host", "more DNS names or IP addresses for the front's certificate, besides localhost, 127.0.0.1 and "+
+		"-registry-host's; repeatable or comma-separated (env "+envPrefix+"_CERT_HOSTS)")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the ECR API, host:port; port 0 picks a free one (env "+envPrefix+"_API_ADDR)")
+	fs.StringVar(&c.RegistryAddr, "registry-addr", c.RegistryAddr, "listen address of the registry front (HTTPS) (env "+envPrefix+"_REGISTRY_ADDR)")
+	fs.StringVar(&c.S3Addr, "s3-addr", c.S3Addr, "listen address of the S3 endpoint blob downloads are redirected to (env "+envPrefix+"_S3_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -75,6 +114,7 @@ func loadConfig(args []string, usage io.Writer) (Config, error) {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c.Repos = splitList(strings.Join(c.Repos, ","))
+	c.CertHosts = splitList(strings.Join(c.CertHosts, ","))
 	return c, c.Validate()
 }
 
@@ -107,8 +147,25 @@ func (c Config) Validate() error {
 	if c.TokenTTL <= 0 {
 		bad("TOKEN_TTL", "token-ttl", "must be positive, got %v", c.TokenTTL)
 	}
-	if c.S3Host == "" || strings.ContainsAny(c.S3Host, "/:@ ") {
-		bad("S3_HOST", "s3-host", "want a host name, got %q", c.S3Host)
+	for _, h := range []struct{ name, flag, value string }{
+		{"S3_HOST", "s3-host", c.S3Host},
+		{"REGISTRY_HOST", "registry-host", c.RegistryHost},
+	} {
+		if _, _, err := ecremu.SplitHost(h.value); err != nil {
+			bad(h.name, h.flag, "%v", err)
+		}
+	}
+	for _, a := range []struct{ name, flag, value string }{
+		{"API_ADDR", "api-addr", c.APIAddr},
+		{"REGISTRY_ADDR", "registry-addr", c.RegistryAddr},
+		{"S3_ADDR", "s3-addr", c.S3Addr},
+	} {
+		if err := ecremu.CheckListenAddr(a.value); err != nil {
+			bad(a.name, a.flag, "%v", err)
+		}
+	}
+	if err := ecremu.CheckCertHosts(c.CertHosts); err != nil {
+		bad("CERT_HOSTS", "cert-host", "%v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,36 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("got size %d repos %q; want 16384 [x y] and the flag's secret", c.TokenSize, c.Repos)
 			}
 		}},
+		{"listen defaults", nil, nil, func(t *testing.T, c Config) {
+			if c.APIAddr != "127.0.0.1:0" || c.RegistryAddr != "127.0.0.1:0" || c.S3Addr != "127.0.0.1:0" ||
+				c.RegistryHost != "localhost" || len(c.CertHosts) != 0 {
+				t.Errorf("got addresses %q %q %q, registry host %q, cert hosts %q; want free loopback ports, localhost, none",
+					c.APIAddr, c.RegistryAddr, c.S3Addr, c.RegistryHost, c.CertHosts)
+			}
+		}},
+		{"addresses and hosts from the environment", map[string]string{
+			"ECR_EMULATOR_API_ADDR": "0.0.0.0:8080", "ECR_EMULATOR_REGISTRY_ADDR": ":5443", "ECR_EMULATOR_S3_ADDR": "0.0.0.0:5002",
+			"ECR_EMULATOR_REGISTRY_HOST": "demo-ecr:5443", "ECR_EMULATOR_S3_HOST": "localhost:5002", "ECR_EMULATOR_CERT_HOSTS": "a.test, 10.0.0.2",
+		}, nil, func(t *testing.T, c Config) {
+			if c.APIAddr != "0.0.0.0:8080" || c.RegistryAddr != ":5443" || c.S3Addr != "0.0.0.0:5002" ||
+				c.RegistryHost != "demo-ecr:5443" || c.S3Host != "localhost:5002" || !slices.Equal(c.CertHosts, []string{"a.test", "10.0.0.2"}) {
+				t.Errorf("got %+v; want the environment's addresses and hosts", c)
+			}
+		}},
+		{"addresses and hosts from flags", map[string]string{"ECR_EMULATOR_CERT_HOSTS": "env.test", "ECR_EMULATOR_API_ADDR": "0.0.0.0:1"},
+			[]string{"-api-addr", "0.0.0.0:8080", "-registry-addr", "0.0.0.0:5443", "-s3-addr", "0.0.0.0:5002",
+				"-registry-host", "demo-ecr:5443", "-s3-host", "localhost:5002",
+				"-cert-host", "demo-ecr", "-cert-host", "b.test,10.0.0.3"},
+			func(t *testing.T, c Config) {
+				if c.APIAddr != "0.0.0.0:8080" || c.RegistryAddr != "0.0.0.0:5443" || c.S3Addr != "0.0.0.0:5002" ||
+					c.RegistryHost != "demo-ecr:5443" || c.S3Host != "localhost:5002" {
+					t.Errorf("got %+v; want the flags' addresses and hosts", c)
+				}
+				// The first -cert-host replaces the environment's list; the next add to it.
+				if want := []string{"demo-ecr", "b.test", "10.0.0.3"}; !slices.Equal(c.CertHosts, want) {
+					t.Errorf("cert hosts got %q; want %q", c.CertHosts, want)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +91,30 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("got %q; want a problem naming %s", err, want)
 		}
+	}
+}
+
+func TestValidateAddresses(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-api-addr", "0.0.0.0"}, "ECR_EMULATOR_API_ADDR (-api-addr)"},
+		{[]string{"-registry-addr", "demo-ecr"}, "ECR_EMULATOR_REGISTRY_ADDR (-registry-addr)"},
+		{[]string{"-s3-addr", ":99999"}, "ECR_EMULATOR_S3_ADDR (-s3-addr)"},
+		{[]string{"-registry-host", "https://demo-ecr"}, "ECR_EMULATOR_REGISTRY_HOST (-registry-host)"},
+		{[]string{"-registry-host", ""}, "ECR_EMULATOR_REGISTRY_HOST (-registry-host)"},
+		{[]string{"-s3-host", "localhost:http"}, "ECR_EMULATOR_S3_HOST (-s3-host)"},
+		{[]string{"-s3-host", "a/b"}, "ECR_EMULATOR_S3_HOST (-s3-host)"},
+		{[]string{"-cert-host", "ok.test,demo-ecr:5443"}, "ECR_EMULATOR_CERT_HOSTS (-cert-host)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := loadConfig(tt.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v; want a problem naming %s", err, tt.want)
+			}
+		})
 	}
 }
 

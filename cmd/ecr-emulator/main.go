@@ -1,7 +1,8 @@
-// Command ecr-emulator runs the local ECR stand-in for `make demo`: the ECR
-// API, the registry front and the "S3" endpoint of package ecremu, in front
-// of a docker-registry it starts itself unless -backend names one. It prints
-// the endpoints as KEY=value lines and runs until SIGINT or SIGTERM.
+// Command ecr-emulator runs the local ECR stand-in for `make demo` and the
+// compose demo: the ECR API, the registry front and the "S3" endpoint of
+// package ecremu, in front of a docker-registry it starts itself unless
+// -backend names one. It prints the endpoints as KEY=value lines and runs
+// until SIGINT or SIGTERM.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -45,6 +47,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		defer os.RemoveAll(dir)
 	}
 
+	// -ca-out is written once everything listens: the compose demo's health
+	// check waits for it. One left by an earlier run must not pass for it.
+	if cfg.CAOut != "" {
+		if err := os.Remove(cfg.CAOut); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ca-out: %w", err)
+		}
+	}
+
 	backend := cfg.Backend
 	if backend == "" {
 		reg, err := ecremu.StartRegistry(ctx, filepath.Join(dir, "registry"))
@@ -65,6 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		TokenTTL:        cfg.TokenTTL,
 		CreateOnPush:    cfg.CreateOnPush,
 		S3Host:          cfg.S3Host,
+		RegistryHost:    cfg.RegistryHost,
+		CertHosts:       cfg.CertHosts,
+		APIAddr:         cfg.APIAddr,
+		RegistryAddr:    cfg.RegistryAddr,
+		S3Addr:          cfg.S3Addr,
 		Logger:          log,
 	})
 	if err != nil {

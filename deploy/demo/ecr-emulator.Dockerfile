@@ -17,7 +17,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
         -o /out/ecr-emulator ./cmd/ecr-emulator
 
-# A shell is needed by ecr-emulator-demo (see deploy/demo/ecr-emulator-demo.sh).
+# Not distroless: the compose health check runs `test -s /demo/ecr-ca.pem`.
 FROM debian:bookworm-slim
 ARG VERSION
 LABEL org.opencontainers.image.title="aws-ecr-ldap demo ECR emulator" \
@@ -25,10 +25,12 @@ LABEL org.opencontainers.image.title="aws-ecr-ldap demo ECR emulator" \
       org.opencontainers.image.source="https://github.com/toanc/aws-ecr-ldap" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/ecr-emulator /usr/local/bin/ecr-emulator
-COPY deploy/demo/ecr-emulator-demo.sh /usr/local/bin/ecr-emulator-demo
-RUN chmod 0755 /usr/local/bin/ecr-emulator-demo \
-    && install -d -m 0755 -o 65532 -g 65532 /demo
+RUN install -d -m 0755 -o 65532 -g 65532 /demo
 USER 65532:65532
 STOPSIGNAL SIGTERM
+# The ports and names of the compose demo (docker-compose.yml, demo-ecr).
+EXPOSE 8080 5443 5002
 ENTRYPOINT []
-CMD ["ecr-emulator-demo", "-backend", "http://127.0.0.1:5001", "-create-on-push", "-repos", "demo/hello"]
+CMD ["ecr-emulator", "-backend", "http://demo-registry:5000", "-create-on-push", "-repos", "demo/hello", \
+     "-api-addr", "0.0.0.0:8080", "-registry-addr", "0.0.0.0:5443", "-s3-addr", "0.0.0.0:5002", \
+     "-registry-host", "demo-ecr:5443", "-s3-host", "localhost:5002", "-ca-out", "/demo/ecr-ca.pem"]

@@ -25,6 +25,8 @@ RUN slaptest -Q -u -f /etc/ldap/demo/slapd.conf \
     && slapadd -q -f /etc/ldap/demo/slapd.conf -l /etc/ldap/demo/directory.ldif \
     && chown -R openldap:openldap /var/lib/demo-ldap
 USER openldap:openldap
-# Loopback only: docker-compose.yml runs the demo on the host's network.
+# Every interface of the container: authsvc reaches it as demo-ldap:3389 on
+# the compose network; no port is published on the host.
+EXPOSE 3389
 ENTRYPOINT []
-CMD ["slapd", "-d", "0", "-h", "ldap://127.0.0.1:3389/", "-f", "/etc/ldap/demo/slapd.conf"]
+CMD ["slapd", "-d", "0", "-h", "ldap://0.0.0.0:3389/", "-f", "/etc/ldap/demo/slapd.conf"]

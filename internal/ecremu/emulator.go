@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +31,11 @@ const (
 	// the same host name on another port, so a gateway under test should be
 	// addressed by another name (127.0.0.1, say), as ECR and S3 differ in real life.
 	DefaultS3Host = "localhost"
+	// DefaultRegistryHost names the registry front in proxyEndpoint.
+	DefaultRegistryHost = "localhost"
+	// DefaultListenAddr is where each listener listens unless Config says:
+	// a free loopback port.
+	DefaultListenAddr = "127.0.0.1:0"
 
 	readHeaderTimeout = 10 * time.Second
 	maxHeaderBytes    = 1 << 20 // room for 16 KB tokens and more
@@ -47,9 +51,27 @@ type Config struct {
 	TokenSize       int    // length of the base64 authorizationToken; default DefaultTokenSize
 	TokenTTL        time.Duration
 	CreateOnPush    bool // create missing repositories on the first write, instead of NAME_UNKNOWN
-	// S3Host is the host name in blob download redirects; default
-	// DefaultS3Host. It must resolve to 127.0.0.1. See DefaultS3Host.
+	// S3Host is the host, or host:port, in blob download redirects; default
+	// DefaultS3Host. Without a port, the S3 listener's own port is used. The
+	// client that follows the redirect must reach the S3 listener there: with
+	// the listener in a container, the host and port it is published on. See
+	// DefaultS3Host.
 	S3Host string
+	// RegistryHost is the registry front as clients name it, host or
+	// host:port: the host of proxyEndpoint, repositoryUri and the front's
+	// absolute Locations. Default "localhost"; without a port, the front
+	// listener's own port is used. Its host is always in the front's certificate.
+	RegistryHost string
+	// CertHosts are more DNS names or IP addresses for the front's certificate,
+	// besides localhost, 127.0.0.1 and RegistryHost's host.
+	CertHosts []string
+	// APIAddr, RegistryAddr and S3Addr are the listen addresses (host:port) of
+	// the ECR API, the registry front and the S3 endpoint; default
+	// DefaultListenAddr, a free loopback port.
+	APIAddr      string
+	RegistryAddr string
+	S3Addr       string
+
 	CA     *testpki.CA // signs the front's certificate; nil makes one
 	Logger *slog.Logger
 	Now    func() time.Time // clock; nil is time.Now
@@ -65,6 +87,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.S3Host == "" {
 		c.S3Host = DefaultS3Host
+	}
+	if c.RegistryHost == "" {
+		c.RegistryHost = DefaultRegistryHost
+	}
+	for _, a := range []*string{&c.APIAddr, &c.RegistryAddr, &c.S3Addr} {
+		if *a == "" {
+			*a = DefaultListenAddr
+		}
 	}
 	c.TokenSize = normalizeTokenSize(c.TokenSize)
 	if c.TokenTTL == 0 {
@@ -97,6 +127,19 @@ func (c Config) Validate() error {
 	if c.TokenTTL < 0 {
 		errs = append(errs, fmt.Errorf("TokenTTL: must not be negative, got %v", c.TokenTTL))
 	}
+	for _, h := range []struct{ field, value string }{{"S3Host", c.S3Host}, {"RegistryHost", c.RegistryHost}} {
+		if _, _, err := SplitHost(h.value); h.value != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h.field, err))
+		}
+	}
+	for _, a := range []struct{ field, value string }{{"APIAddr", c.APIAddr}, {"RegistryAddr", c.RegistryAddr}, {"S3Addr", c.S3Addr}} {
+		if err := CheckListenAddr(a.value); a.value != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.field, err))
+		}
+	}
+	if err := CheckCertHosts(c.CertHosts); err != nil {
+		errs = append(errs, fmt.Errorf("CertHosts: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -128,8 +171,8 @@ type Emulator struct {
 	failKind   FailKind
 }
 
-// Start starts the three listeners on free loopback ports. ctx bounds the
-// start only; call Close to stop.
+// Start starts the three listeners, by default on free loopback ports. ctx
+// bounds the start only; call Close to stop.
 func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -143,7 +186,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 			return nil, err
 		}
 	}
-	serverTLS, err := ca.ServerTLSConfig([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	registryHostname, _, _ := SplitHost(cfg.RegistryHost)
+	dnsNames, ips := certNames(append([]string{"localhost", "127.0.0.1", registryHostname}, cfg.CertHosts...))
+	serverTLS, err := ca.ServerTLSConfig(dnsNames, ips)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +200,8 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 			l.Close()
 		}
 	}
-	for range 3 {
-		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	for _, addr := range []string{cfg.APIAddr, cfg.RegistryAddr, cfg.S3Addr} {
+		l, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("ecremu: listen: %w", err)
@@ -164,8 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		lns = append(lns, l)
 	}
 	apiLn, frontLn, s3Ln := lns[0], lns[1], lns[2]
-	s3Port := strconv.Itoa(s3Ln.Addr().(*net.TCPAddr).Port)
-	s3, err := newBlobSigner("http://"+net.JoinHostPort(cfg.S3Host, s3Port), cfg.Region)
+	s3, err := newBlobSigner("http://"+advertised(cfg.S3Host, s3Ln), cfg.Region)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -194,8 +238,8 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		tokens:       newTokenStore(),
 		repos:        newRepoSet(),
 		s3:           s3,
-		apiURL:       "http://" + apiLn.Addr().String(),
-		registryHost: "localhost:" + strconv.Itoa(frontLn.Addr().(*net.TCPAddr).Port),
+		apiURL:       "http://" + localHostPort(apiLn),
+		registryHost: advertised(cfg.RegistryHost, frontLn),
 		tokenSize:    cfg.TokenSize,
 	}
 	e.proxy = e.newProxy()
@@ -244,10 +288,12 @@ func (e *Emulator) Close() error {
 }
 
 // APIURL is the ECR API endpoint, for AWS_ENDPOINT_URL_ECR or BaseEndpoint.
+// With an unspecified listen address (0.0.0.0, ::) it names 127.0.0.1.
 func (e *Emulator) APIURL() string { return e.apiURL }
 
-// RegistryHost is the registry front as host:port, "localhost:<port>", the
-// host of the proxyEndpoint GetAuthorizationToken returns.
+// RegistryHost is the registry front as host:port (Config.RegistryHost,
+// "localhost:<port>" by default), the host of the proxyEndpoint
+// GetAuthorizationToken returns.
 func (e *Emulator) RegistryHost() string { return e.registryHost }
 
 // S3URL is the base URL blob downloads are redirected to.
@@ -260,9 +306,15 @@ func (e *Emulator) CA() *testpki.CA { return e.ca }
 func (e *Emulator) CACertPEM() []byte { return e.ca.CertPEM() }
 
 // WriteCACert writes the CA certificate to path, for nginx's
-// proxy_ssl_trusted_certificate.
+// proxy_ssl_trusted_certificate. The file is replaced atomically, so that a
+// reader waiting for it never sees it half written.
 func (e *Emulator) WriteCACert(path string) error {
-	if err := os.WriteFile(path, e.ca.CertPEM(), 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, e.ca.CertPEM(), 0o644); err != nil {
+		return fmt.Errorf("ecremu: write ca certificate: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("ecremu: write ca certificate: %w", err)
 	}
 	return nil
