@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ecremu"
+)
+
+// Push and pull throughput of one image (E2E_THROUGHPUT_MB, 1024 by default)
+// through the gateway's two listeners and straight to the emulator's
+// registry front with the gateway's own ECR token, in one run. A benchmark
+// (E2E_THROUGHPUT=1): it prints MB/s, the gateway/direct ratio (goal ≥ 0.9)
+// and nginx and authsvc memory, and asserts only digests and flat memory.
+// Blob downloads are ECR's 307 to S3 on every path, so pulls differ only
+// in the manifest and redirect requests.
+func TestThroughputVersusDirect(t *testing.T) {
+	if os.Getenv("E2E_THROUGHPUT") != "1" {
+		t.Skip("a benchmark: set E2E_THROUGHPUT=1")
+	}
+	sizeMB := envInt(t, "E2E_THROUGHPUT_MB", 1024)
+	layer := newGenLayer(t, 7, int64(sizeMB)<<20)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := user(t, "alice")
+	gatewayAuth := authn.FromConfig(authn.AuthConfig{Username: alice.Name, Password: alice.Password})
+	tls := func(addr string) string { return "127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:] }
+
+	type target struct {
+		name, host, repo string
+		auth             authn.Authenticator
+	}
+	// Each target its own repository: a blob already in the repository
+	// would not be uploaded again.
+	targets := []target{
+		{"direct (TLS)", e.emu.RegistryHost(), "team-a/throughput-direct", nil},
+		{"gateway TLS", tls(e.httpsAddr), "team-a/throughput-tls", gatewayAuth},
+		{"gateway plain HTTP", e.httpAddr, "team-a/throughput-http", gatewayAuth},
+	}
+	type result struct{ push, pull time.Duration }
+	results := map[string]result{}
+	s := startProcSampler(t)
+	for _, tg := range targets {
+		if err := e.emu.CreateRepository(tg.repo); err != nil && !errors.Is(err, ecremu.ErrRepositoryExists) {
+			t.Fatal(err)
+		}
+		auth := tg.auth
+		if auth == nil {
+			// Fetched per target: tokenwriter rotates it every few seconds.
+			auth = &authn.Basic{Username: "AWS", Password: ecrPassword(t)}
+		}
+		ref, err := name.ParseReference(tg.host + "/" + tg.repo + ":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := []remote.Option{remote.WithAuth(auth), remote.WithTransport(e.client.Transport)}
+		start := time.Now()
+		if err := remote.Write(ref, img, opts...); err != nil {
+			t.Fatalf("%s: push: %v", tg.name, err)
+		}
+		push := time.Since(start)
+		start = time.Now()
+		pullLayer(t, ref, layer.digest, opts)
+		results[tg.name] = result{push: push, pull: time.Since(start)}
+	}
+	m := s.stop()
+
+	var report strings.Builder
+	direct := results[targets[0].name]
+	fmt.Fprintf(&report, "%d MiB image, one layer\n", sizeMB)
+	for _, tg := range targets {
+		r := results[tg.name]
+		fmt.Fprintf(&report, "%-20s push %7.1f MB/s (%s, %.2f of direct)  pull %7.1f MB/s (%s, %.2f of direct)\n", tg.name,
+			mbps(layer.size, r.push), r.push.Round(time.Millisecond), direct.push.Seconds()/r.push.Seconds(),
+			mbps(layer.size, r.pull), r.pull.Round(time.Millisecond), direct.pull.Seconds()/r.pull.Seconds())
+	}
+	fmt.Fprintf(&report, "%s\n", m)
+	t.Log("\n" + report.String())
+	if out := os.Getenv("E2E_THROUGHPUT_REPORT"); out != "" {
+		_ = os.WriteFile(out, []byte(report.String()), 0o644)
+	}
+	m.assertFlat(t, 64<<10)
+	assertNoForeignCredentials(t)
+}
+
+// ecrPassword is the password inside the gateway's current ECR token
+// (base64 of "AWS:<password>").
+func ecrPassword(t *testing.T) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(e.currentToken(t))
+	if err != nil {
+		t.Fatalf("token in the include file: %v", err)
+	}
+	pw, ok := strings.CutPrefix(string(raw), "AWS:")
+	if !ok {
+		t.Fatal("token in the include file is not AWS:<password>")
+	}
+	return pw
+}
