@@ -65,7 +65,11 @@ demo: deps build
 	$(BIN)/demo
 
 # images: the three container images of deploy/ (deploy/README.md), tagged
-# $(IMAGE_REPOSITORY)/<name>:$(VERSION) as docker-compose.yml names them.
+# $(IMAGE_REPOSITORY)/<name>:$(VERSION); nothing is pushed. docker-compose.yml
+# uses the same two variables, but its VERSION defaults to dev, not to
+# `git describe`: `make images VERSION=dev`, or set both in .env. For a
+# registry: make images IMAGE_REPOSITORY=<registry>/aws-ecr-ldap VERSION=1.2.0,
+# then docker push, and set the same names in deploy/kubernetes/kustomization.yaml.
 IMAGE_REPOSITORY ?= aws-ecr-ldap
 IMAGES := authsvc nginx tokenwriter
 images:

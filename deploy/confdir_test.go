@@ -13,9 +13,12 @@ import (
 // directory: files maps a path inside it (nginx.conf, local/http.conf...) to
 // its text, and each rewrite must match exactly its count (so that an edit of
 // a snippet cannot make a rewrite silently miss). The rewrites map the
-// deployment's absolute paths and ports into the test's. ecrConf, if not nil,
-// becomes ecr/ecr.conf.
-func assembleConfDir(t *testing.T, dir string, files map[string]string, rewrites []rewrite, ecrConf []byte) {
+// deployment's absolute paths and ports into the test's. existing are the
+// directories (inside dir) that the deployment itself provides, such as a
+// volume or a directory systemd creates; nothing else is created for nginx,
+// so a temp path whose parent no one makes fails `nginx -t` here as it would
+// there. ecrConf, if not nil, becomes ecr/ecr.conf.
+func assembleConfDir(t *testing.T, dir string, files map[string]string, rewrites []rewrite, existing []string, ecrConf []byte) {
 	t.Helper()
 	for name, data := range files {
 		for _, r := range rewrites {
@@ -29,8 +32,10 @@ func assembleConfDir(t *testing.T, dir string, files map[string]string, rewrites
 		}
 		writeFile(t, filepath.Join(dir, name), data)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range existing {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if ecrConf != nil {
 		writeFile(t, filepath.Join(dir, "ecr", "ecr.conf"), string(ecrConf))

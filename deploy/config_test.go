@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +19,9 @@ import (
 	"github.com/toanc/aws-ecr-ldap/tokenwriter"
 )
 
-// sdkVariables are read by the AWS SDK itself, not by tokenwriter's Config.
-var sdkVariables = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+// sdkVariables are read by the AWS SDK itself, not by tokenwriter's Config:
+// the ones the deployments pass on (README.md's tokenwriter table).
+var sdkVariables = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_ECR"}
 
 // envconfigNames returns the envconfig tags of the non-test Go files in dir.
 func envconfigNames(t *testing.T, dir string) []string {
@@ -80,6 +82,51 @@ func TestComposeVariablesAreRead(t *testing.T) {
 		if !slices.Contains(read["authsvc"], key) {
 			t.Errorf("authsvc with compose.ldap-secret.yml: %s is not read by the program", key)
 		}
+	}
+}
+
+// TestComposePassesEveryVariable: compose hands each program every variable
+// it reads, so that nothing set in .env is silently dropped. The exceptions
+// are the variables compose sets itself, named here.
+func TestComposePassesEveryVariable(t *testing.T) {
+	p := mustLoadCompose(t)
+	tokenwriterOwn := map[string]string{
+		"AWS_REGION":         "from AWS_REGION or REGION in .env",
+		"REGION":             "folded into AWS_REGION",
+		"TOKEN_FILE":         "the ecr-token volume",
+		"NGINX_TEST_COMMAND": "gateway.NginxTestCommand(/etc/nginx)",
+		"NGINX_PID_FILE":     "the nginx-run volume",
+	}
+	for _, tc := range []struct {
+		service string
+		reads   []string
+		own     map[string]string
+	}{
+		{"authsvc", envconfigNames(t, "../authsvc"), map[string]string{
+			"LDAP_URL":         "required, ${LDAP_URL:?...}",
+			"AUTH_LISTEN_ADDR": "0.0.0.0:9000, where nginx's upstream points",
+		}},
+		{"tokenwriter", append(envconfigNames(t, "../tokenwriter"), sdkVariables...), tokenwriterOwn},
+		{"tokenwriter-init", append(envconfigNames(t, "../tokenwriter"), sdkVariables...), tokenwriterOwn},
+	} {
+		env := service(t, p, tc.service).Environment
+		for _, name := range tc.reads {
+			_, passed := env[name]
+			_, own := tc.own[name]
+			if !passed && !own {
+				t.Errorf("%s reads %s, but docker-compose.yml does not pass it (add `%s:` to its environment)", tc.service, name, name)
+			}
+		}
+		for name := range tc.own {
+			if !slices.Contains(tc.reads, name) {
+				t.Errorf("%s: exception %s is not a variable the program reads; remove it from this test", tc.service, name)
+			}
+		}
+	}
+	// An unset variable stays unset: `NAME:` without a value, not `NAME: ${NAME}`.
+	compose := readFile(t, composeF)
+	if m := regexp.MustCompile(`(?m)^\s+([A-Z_][A-Z0-9_]*): \$\{([A-Z_][A-Z0-9_]*)\}\s*$`).FindAllStringSubmatch(compose, -1); m != nil {
+		t.Errorf("docker-compose.yml passes %v as ${NAME}: an unset one becomes empty, not unset", m)
 	}
 }
 

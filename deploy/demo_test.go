@@ -405,7 +405,8 @@ func TestDemoNginxConfig(t *testing.T) {
 		{"local/http.conf", "server authsvc:9000;", "server 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
 		{"local/http.conf", demoDir + "/ecr-ca.pem", dir + "/demo/ecr-ca.pem", 1},
 		{"local/listen.conf", "listen 5080;", "listen 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
-	}, ecrInclude("localhost", 5443, ecrToken(t, 6400)))
+	}, []string{"cache"}, // the image's /var/cache/nginx
+		ecrInclude("localhost", 5443, ecrToken(t, 6400)))
 	if out, err := nginxTest(t, dir); err != nil {
 		t.Fatalf("nginx -t on the demo configuration: %v\n%s", err, out)
 	}

@@ -229,6 +229,29 @@ func TestComposeVolumes(t *testing.T) {
 	}
 }
 
+// TestComposeConfigDir: authsvc and both tokenwriters see CONFIG_DIR
+// read-only at /etc/aws-ecr-ldap (LDAP CA, policy file); a missing directory
+// is created empty, not an error, since most setups need none of it.
+func TestComposeConfigDir(t *testing.T) {
+	p := mustLoadCompose(t)
+	for _, name := range []string{"authsvc", "tokenwriter-init", "tokenwriter"} {
+		v, ok := mount(service(t, p, name), "/etc/aws-ecr-ldap")
+		if !ok {
+			t.Errorf("%s: no mount at /etc/aws-ecr-ldap", name)
+			continue
+		}
+		if v.Type != types.VolumeTypeBind || !v.ReadOnly || v.Bind == nil || !bool(v.Bind.CreateHostPath) {
+			t.Errorf("%s: /etc/aws-ecr-ldap got %+v; want a read-only bind that creates a missing host directory", name, v)
+		}
+		if got, want := filepath.Base(v.Source), "config"; got != want {
+			t.Errorf("%s: config source got %s; want ./config (CONFIG_DIR's default)", name, v.Source)
+		}
+	}
+	if _, ok := mount(service(t, p, "nginx"), "/etc/aws-ecr-ldap"); ok {
+		t.Error("nginx mounts /etc/aws-ecr-ldap; it needs none of those files")
+	}
+}
+
 func TestComposeTokenwriter(t *testing.T) {
 	p := mustLoadCompose(t)
 	tw := service(t, p, "tokenwriter")

@@ -28,12 +28,17 @@ import (
 
 const k8sDir = "kubernetes"
 
+// ldapSecretExample shows the shape of the Secret the operator creates; it is
+// not a resource of the kustomization.
+const ldapSecretExample = "examples/ldap-bind-password.secret.yaml"
+
 // kustomization is the part of kustomization.yaml the tests read.
 type kustomization struct {
 	APIVersion         string   `json:"apiVersion"`
 	Kind               string   `json:"kind"`
 	Namespace          string   `json:"namespace"`
 	Labels             []any    `json:"labels"`
+	SecretGenerator    []any    `json:"secretGenerator"`
 	Resources          []string `json:"resources"`
 	ConfigMapGenerator []struct {
 		Name  string   `json:"name"`
@@ -41,8 +46,9 @@ type kustomization struct {
 		Envs  []string `json:"envs"`
 	} `json:"configMapGenerator"`
 	Images []struct {
-		Name   string `json:"name"`
-		NewTag string `json:"newTag"`
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
 	} `json:"images"`
 }
 
@@ -91,13 +97,12 @@ func (k kustomization) generated(t *testing.T, name string) map[string]string {
 func TestKubernetesManifestsParse(t *testing.T) {
 	k := loadKustomization(t)
 	kinds := map[string]func(){
-		"namespace.yaml":                 func() { k8sObject[corev1.Namespace](t, "namespace.yaml") },
-		"serviceaccount.yaml":            func() { k8sObject[corev1.ServiceAccount](t, "serviceaccount.yaml") },
-		"ldap-bind-password.secret.yaml": func() { k8sObject[corev1.Secret](t, "ldap-bind-password.secret.yaml") },
-		"deployment.yaml":                func() { k8sObject[appsv1.Deployment](t, "deployment.yaml") },
-		"service.yaml":                   func() { k8sObject[corev1.Service](t, "service.yaml") },
-		"pdb.yaml":                       func() { k8sObject[policyv1.PodDisruptionBudget](t, "pdb.yaml") },
-		"hpa.yaml":                       func() { k8sObject[autoscalingv2.HorizontalPodAutoscaler](t, "hpa.yaml") },
+		"namespace.yaml":      func() { k8sObject[corev1.Namespace](t, "namespace.yaml") },
+		"serviceaccount.yaml": func() { k8sObject[corev1.ServiceAccount](t, "serviceaccount.yaml") },
+		"deployment.yaml":     func() { k8sObject[appsv1.Deployment](t, "deployment.yaml") },
+		"service.yaml":        func() { k8sObject[corev1.Service](t, "service.yaml") },
+		"pdb.yaml":            func() { k8sObject[policyv1.PodDisruptionBudget](t, "pdb.yaml") },
+		"hpa.yaml":            func() { k8sObject[autoscalingv2.HorizontalPodAutoscaler](t, "hpa.yaml") },
 	}
 	if !slices.Equal(slices.Sorted(slices.Values(k.Resources)), slices.Sorted(func(yield func(string) bool) {
 		for f := range kinds {
@@ -111,6 +116,22 @@ func TestKubernetesManifestsParse(t *testing.T) {
 	for file, decode := range kinds {
 		t.Run(file, func(t *testing.T) { decode() })
 	}
+	// A Secret among the resources would be applied again by every
+	// `kubectl apply -k`, overwriting the one the operator created.
+	for _, file := range k.Resources {
+		var m struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal([]byte(readFile(t, filepath.Join(k8sDir, file))), &m); err != nil || m.Kind == "" || m.Kind == "Secret" {
+			t.Errorf("resource %s: kind %q (%v); want a kind, and no Secret", file, m.Kind, err)
+		}
+	}
+	if len(k.SecretGenerator) != 0 {
+		t.Errorf("kustomization secretGenerator %v; want none (the Secrets are created out of band)", k.SecretGenerator)
+	}
+	t.Run("examples/ldap-bind-password.secret.yaml", func(t *testing.T) {
+		k8sObject[corev1.Secret](t, ldapSecretExample)
+	})
 	files, _ := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
 	for _, f := range files {
 		if b := filepath.Base(f); b != "kustomization.yaml" && kinds[b] == nil {
@@ -210,13 +231,15 @@ func TestKubernetesPod(t *testing.T) {
 		}
 	}
 	k := loadKustomization(t)
-	var images []string
+	newNames := map[string]string{}
 	for _, i := range k.Images {
-		images = append(images, i.Name)
+		newNames[i.Name] = i.NewName
 	}
+	// Without newName the short names resolve to docker.io/aws-ecr-ldap/*,
+	// someone else's images; the placeholder registry fails to pull instead.
 	for _, want := range []string{"aws-ecr-ldap/nginx", "aws-ecr-ldap/authsvc", "aws-ecr-ldap/tokenwriter"} {
-		if !slices.Contains(images, want) {
-			t.Errorf("kustomization images got %v; want %s", images, want)
+		if got := newNames[want]; got != "registry.example.com/"+want {
+			t.Errorf("kustomization images %s: newName %q; want registry.example.com/%s, an obvious placeholder", want, got, want)
 		}
 	}
 
@@ -342,7 +365,7 @@ func TestKubernetesSecretAndIdentity(t *testing.T) {
 	if !ok || !m.ReadOnly {
 		t.Fatalf("authsvc: %s got %+v; want a read-only mount", path.Dir(file), m)
 	}
-	secret := k8sObject[corev1.Secret](t, "ldap-bind-password.secret.yaml")
+	secret := k8sObject[corev1.Secret](t, ldapSecretExample)
 	v := volume(t, spec, m.Name)
 	if v.Secret == nil || v.Secret.SecretName != secret.Name {
 		t.Fatalf("volume %s: %+v; want Secret %s", m.Name, v, secret.Name)
@@ -591,7 +614,8 @@ func k8sConfDir(t *testing.T, authPort int) (dir string, httpsPort, readyPort in
 		{"local/http.conf", "listen 8081;", "listen 127.0.0.1:" + strconv.Itoa(readyPort) + ";", 1},
 		{"local/listen.conf", "listen 8443 ssl;", "listen 127.0.0.1:" + strconv.Itoa(httpsPort) + " ssl;", 1},
 		{"local/listen.conf", tlsDir + "/", dir + "/tls/", 2},
-	}, ecrInclude("127.0.0.1", freePort(t), ecrToken(t, 6400)))
+	}, []string{"cache"}, // the nginx-cache emptyDir at /var/cache/nginx
+		ecrInclude("127.0.0.1", freePort(t), ecrToken(t, 6400)))
 	return dir, httpsPort, readyPort
 }
 

@@ -1,7 +1,11 @@
 package deploy
 
 import (
+	"bytes"
 	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -236,6 +240,37 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
+// stateDirs returns a unit's StateDirectory= entries (relative to /var/lib).
+func stateDirs(u unit) []string {
+	return strings.Fields(strings.Join(u["Service"]["StateDirectory"], " "))
+}
+
+// TestSystemdTempPathsExist: nginx creates only the last component of a temp
+// path, and every unit that runs nginx or `nginx -t` may be the first to do
+// so (token-init runs before nginx). Each of them must have systemd create
+// the temp paths' parent (StateDirectory=, which also makes it writable under
+// ProtectSystem=strict).
+func TestSystemdTempPathsExist(t *testing.T) {
+	httpConf := stripComments(readFile(t, "systemd/nginx/local/http.conf"))
+	parents := map[string]bool{}
+	for _, line := range strings.Split(httpConf, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "_temp_path") {
+			parents[filepath.Dir(strings.TrimSuffix(f[1], ";"))] = true
+		}
+	}
+	if len(parents) == 0 {
+		t.Fatal("systemd/nginx/local/http.conf: no *_temp_path")
+	}
+	for _, file := range []string{"nginx.service.d/aws-ecr-ldap.conf", "aws-ecr-ldap-token-init.service", "aws-ecr-ldap-tokenwriter.service"} {
+		u := mustParseUnit(t, file)
+		for p := range parents {
+			if !slices.ContainsFunc(stateDirs(u), func(d string) bool { return "/var/lib/"+d == p }) {
+				t.Errorf("%s: StateDirectory=%q does not create %s, the temp paths' parent", file, stateDirs(u), p)
+			}
+		}
+	}
+}
+
 // TestSystemdConfigLoads: the example environment files are accepted by the
 // programs' own loaders.
 func TestSystemdConfigLoads(t *testing.T) {
@@ -265,14 +300,81 @@ func TestSystemdNginxConfig(t *testing.T) {
 		files["local/"+f] = readFile(t, "systemd/nginx/local/"+f)
 	}
 	writeSelfSigned(t, filepath.Join(dir, "tls"))
+	// Only what the nginx unit's StateDirectory= makes exists under /var/lib.
+	var existing []string
+	for _, d := range stateDirs(mustParseUnit(t, "nginx.service.d/aws-ecr-ldap.conf")) {
+		existing = append(existing, "var/lib/"+d)
+	}
 	assembleConfDir(t, dir, files, []rewrite{
 		{"local/main.conf", "pid /run/nginx.pid;", "pid " + dir + "/nginx.pid;", 1},
-		{"local/http.conf", "/var/lib/aws-ecr-ldap/nginx-temp/", dir + "/cache/", 5},
+		{"local/http.conf", " /var/lib/", " " + dir + "/var/lib/", 5},
 		{"local/http.conf", "listen 80;", "listen 127.0.0.1:" + strconv.Itoa(freePort(t)) + ";", 1},
 		{"local/listen.conf", "listen 443 ssl;", "listen 127.0.0.1:" + strconv.Itoa(freePort(t)) + " ssl;", 1},
 		{"local/listen.conf", "/etc/aws-ecr-ldap/tls/", dir + "/tls/", 2},
-	}, ecrInclude("127.0.0.1", 5000, ecrToken(t, 6400)))
+	}, existing, ecrInclude("127.0.0.1", 5000, ecrToken(t, 6400)))
 	if out, err := nginxTest(t, dir); err != nil {
 		t.Fatalf("nginx -t on the VM configuration: %v\n%s", err, out)
 	}
+}
+
+// TestSystemdAnalyzeVerify runs `systemd-analyze verify` on the units and
+// the nginx drop-in, installed as deploy/README.md installs them, in a root
+// made of this machine's unit directory (for nginx.service and the targets)
+// and stand-ins for the binaries, which it only checks are executable. Any
+// complaint (unknown key, bad value, missing dependency) fails the test.
+func TestSystemdAnalyzeVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	const system = "/usr/lib/systemd/system"
+	if _, err := os.Stat(filepath.Join(system, "nginx.service")); err != nil {
+		t.Fatalf("the distribution's nginx.service is needed (apt-get install nginx): %v", err)
+	}
+	root := t.TempDir()
+	if err := copyTree(system, filepath.Join(root, system)); err != nil {
+		t.Fatal(err)
+	}
+	units := []string{"aws-ecr-ldap-authsvc.service", "aws-ecr-ldap-token-init.service", "aws-ecr-ldap-tokenwriter.service"}
+	for _, u := range units {
+		writeFile(t, filepath.Join(root, "etc/systemd/system", u), readFile(t, "systemd/"+u))
+	}
+	writeFile(t, filepath.Join(root, "etc/systemd/system/nginx.service.d/aws-ecr-ldap.conf"), readFile(t, "systemd/nginx.service.d/aws-ecr-ldap.conf"))
+	for _, bin := range []string{"usr/local/bin/authsvc", "usr/local/bin/tokenwriter", "usr/sbin/nginx", "bin/kill"} {
+		writeFile(t, filepath.Join(root, bin), "#!/bin/sh\n")
+		if err := os.Chmod(filepath.Join(root, bin), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(analyze, append([]string{"verify", "--man=no", "--root=" + root, "nginx.service"}, units...)...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// copyTree copies a directory of regular files and symbolic links.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, 0o644)
+		}
+	})
 }

@@ -130,3 +130,23 @@ func TestLoadAllNamesEveryComponent(t *testing.T) {
 		}
 	}
 }
+
+// The access log is per instance (nginx.conf only defines gateway_json): the
+// runner's http.conf sends it to stdout, which the runner makes a pipe, so
+// that the access lines reach the runner's own output (make run, journald).
+func TestHTTPConfWritesAccessLogToStdout(t *testing.T) {
+	c := Config{AuthListenAddr: "127.0.0.1:19000", ECRCAFile: "ca.pem"}
+	got, err := renderHTTPConf(c, layout{root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	for _, line := range strings.Split(got, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "access_log ") {
+			logs = append(logs, strings.TrimSpace(line))
+		}
+	}
+	if want := "access_log /dev/stdout gateway_json;"; len(logs) != 1 || logs[0] != want {
+		t.Errorf("access_log directives got %q; want exactly %q", logs, want)
+	}
+}

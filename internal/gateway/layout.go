@@ -12,7 +12,7 @@ import (
 //
 //	conf/nginx.conf         copy of the hand-edited nginx.conf
 //	conf/local/main.conf    the pid file
-//	conf/local/http.conf    authsvc upstream, temp paths, ECR CA bundle
+//	conf/local/http.conf    access log, authsvc upstream, temp paths, ECR CA bundle
 //	conf/local/listen.conf  listen directives, TLS certificate
 //	conf/ecr/ecr.conf       written by tokenwriter
 //	temp/                   nginx temp paths (unused: nothing is buffered)
@@ -82,6 +82,10 @@ func renderHTTPConf(c Config, l layout) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString(generatedHeader)
+	// nginx.conf defines gateway_json before including this file. The runner
+	// gives nginx a pipe as stdout (startProcess), so /dev/stdout opens
+	// whatever the runner's own stdout is.
+	b.WriteString("access_log /dev/stdout gateway_json;\n")
 	fmt.Fprintf(&b, "upstream authsvc {\n    server %s;\n    keepalive 16;\n}\n", auth)
 	fmt.Fprintf(&b, "proxy_ssl_trusted_certificate %s;\n", abs(c.ECRCAFile))
 	for _, t := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
