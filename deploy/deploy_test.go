@@ -458,3 +458,16 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// tokenwriter's own health listener is on and checked.
+func TestComposeTokenwriterHealth(t *testing.T) {
+	p := mustLoadCompose(t)
+	s := service(t, p, "tokenwriter")
+	addr, ok := env(s, "TOKENWRITER_LISTEN_ADDR")
+	if !ok || addr == "" {
+		t.Fatal("tokenwriter: TOKENWRITER_LISTEN_ADDR not set; its /healthz is off")
+	}
+	if s.HealthCheck == nil || !slices.Contains(s.HealthCheck.Test, "http://"+addr+"/healthz") {
+		t.Errorf("tokenwriter healthcheck: got %+v; want a GET of http://%s/healthz", s.HealthCheck, addr)
+	}
+}

@@ -682,3 +682,25 @@ func TestKubernetesNginx(t *testing.T) {
 		t.Errorf("nginx -t while nginx runs: %v\n%s", err, out)
 	}
 }
+
+// tokenwriter's health is watched (a stuck tokenwriter would otherwise go
+// unnoticed until the token expires), and the NLB keeps client addresses for
+// authsvc's per-address failed-login limit.
+func TestKubernetesTokenwriterHealthAndClientIP(t *testing.T) {
+	d := k8sObject[appsv1.Deployment](t, "deployment.yaml")
+	tw := container(t, d.Spec.Template.Spec.Containers, "tokenwriter")
+	addr, ok := envValue(tw, "TOKENWRITER_LISTEN_ADDR")
+	if !ok || addr == "" {
+		t.Fatal("tokenwriter: TOKENWRITER_LISTEN_ADDR not set; its /healthz and /readyz are off")
+	}
+	for name, p := range map[string]*corev1.Probe{"liveness": tw.LivenessProbe, "readiness": tw.ReadinessProbe} {
+		want := map[string]string{"liveness": "/healthz", "readiness": "/readyz"}[name]
+		if p == nil || p.Exec == nil || !strings.Contains(strings.Join(p.Exec.Command, " "), "http://"+addr+want) {
+			t.Errorf("tokenwriter %s probe: got %+v; want a check of http://%s%s", name, p, addr, want)
+		}
+	}
+	s := k8sObject[corev1.Service](t, "service.yaml")
+	if got := s.Annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]; !strings.Contains(got, "preserve_client_ip.enabled=true") {
+		t.Errorf("service: target group attributes %q; want preserve_client_ip.enabled=true", got)
+	}
+}
