@@ -30,6 +30,18 @@ var version = "dev"
 func main() {
 	healthcheck := flag.Bool("healthcheck", false, "check the running authsvc at AUTH_LISTEN_ADDR and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `usage:
+  authsvc                      serve nginx's auth_request (configured by LDAP_*, AUTH_* variables)
+  authsvc check [-password-stdin] [-repo name] [username]
+                               check the configuration, every LDAP server, a user and the policy
+  authsvc -healthcheck         exit 0 if the authsvc at AUTH_LISTEN_ADDR is alive
+  authsvc -version             print the version
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if *showVersion {
 		fmt.Println(version)
