@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,6 +41,23 @@ func TestAccessLogPerInstance(t *testing.T) {
 	} {
 		if got := accessLogs(readFile(t, tc.file)); !slices.Equal(got, []string{tc.want}) {
 			t.Errorf("%s: access_log %q; want exactly [%q]", tc.file, got, tc.want)
+		}
+	}
+}
+
+// worker_processes is per instance: nginx's "auto" counts a Kubernetes
+// node's CPUs, not the pod's, so the pod sets a number.
+func TestWorkerProcessesPerInstance(t *testing.T) {
+	if strings.Contains(stripComments(readFile(t, filepath.Join("..", "nginx", "nginx.conf"))), "worker_processes") {
+		t.Error("nginx/nginx.conf sets worker_processes; it belongs in local/main.conf")
+	}
+	for _, f := range []string{"nginx/local/main.conf", "systemd/nginx/local/main.conf", "demo/nginx/local/main.conf", "kubernetes/nginx/local/main.conf"} {
+		conf := stripComments(readFile(t, f))
+		if !strings.Contains(conf, "worker_processes ") {
+			t.Errorf("%s: no worker_processes", f)
+		}
+		if strings.HasPrefix(f, "kubernetes/") && strings.Contains(conf, "worker_processes auto") {
+			t.Errorf("%s: worker_processes auto counts the node's CPUs; set a number", f)
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (l layout) prepare(c Config) error {
 	}
 	files := map[string]string{
 		"conf/nginx.conf":        string(conf),
-		"conf/local/main.conf":   generatedHeader + "pid " + l.pidFile() + ";\n",
+		"conf/local/main.conf":   generatedHeader + "pid " + l.pidFile() + ";\nworker_processes auto;\n",
 		"conf/local/http.conf":   httpConf,
 		"conf/local/listen.conf": renderListenConf(c),
 	}
