@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,4 +238,11 @@ func TestRun(t *testing.T) {
 		{"A4 bob", basic("bob:p@ss:wörd"), 204, "bob"},
 		{"A8 bob wrong", basic("bob:p@ss"), 401, ""},
 	})
+	// SIGHUP ("reload", sent by the runner and by systemd) with no policy file
+	// leaves the service running; without a handler it would end this process.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	check(t, client, "http://authsvc", []httpCase{{"after SIGHUP", basic("bob:p@ss:wörd"), 204, "bob"}})
 }

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +57,23 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		defer reloader.close()
 		opts.Policy = reloader.w.Store
+	} else {
+		// SIGHUP means "reload" to every part of the gateway (the runner
+		// forwards it, systemd's ExecReload sends it): with no policy file
+		// there is nothing to reload, and it must not stop the service.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					logger.Info("SIGHUP: no policy file (AUTH_POLICY_FILE) to reload")
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
 	ln, err := Listen(cfg.ListenAddr)
 	if err != nil {
