@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +78,7 @@ type cacheEntry struct {
 	id         ldapauth.Identity
 	userHeader []string        // []string{id.Name}, shared by every response: no allocation per hit
 	subject    *policy.Subject // id folded for the policy, once per login
+	idKey      credKey         // key(id.Name, password): the same for every spelling of the name
 	verified   time.Time
 	moved      time.Time // last move to the front of the LRU ring
 	prev, next *cacheEntry
@@ -127,10 +129,13 @@ func (c *credCache) graceGet(k credKey, now time.Time) (*cacheEntry, bool) {
 	return e, true
 }
 
-// put records that LDAP has just verified k as id. Every other entry of the
-// same user goes: once a new password works, an old one still in the cache
-// must not keep working until its TTL ends.
-func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
+// put records that LDAP has just verified k as id; idKey is the key of the
+// canonical name with the same password. Every entry of the same user with
+// another password goes: once a new password works, an old one still in the
+// cache must not keep working until its TTL ends. Entries of other spellings
+// of the name with the same password stay (they would evict each other in
+// turn, and each turn would cost a bind).
+func (c *credCache) put(k credKey, id ldapauth.Identity, idKey credKey, now time.Time) {
 	subject := policy.NewSubject(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,8 +144,10 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 	if e, ok := c.m[k]; ok {
 		c.remove(e)
 	}
-	for len(c.byName[id.Name]) > 0 {
-		c.remove(c.byName[id.Name][0])
+	for _, e := range slices.Clone(c.byName[id.Name]) {
+		if e.idKey != idKey {
+			c.remove(e)
+		}
 	}
 	// Drop a couple of stale entries from the cold end so that the size gauge
 	// does not count the dead for long.
@@ -153,7 +160,7 @@ func (c *credCache) put(k credKey, id ldapauth.Identity, now time.Time) {
 		c.remove(c.head.prev)
 		c.metrics.cacheEvictions.Inc()
 	}
-	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, verified: now, moved: now}
+	e := &cacheEntry{key: k, id: id, userHeader: []string{id.Name}, subject: subject, idKey: idKey, verified: now, moved: now}
 	c.m[k] = e
 	c.byName[id.Name] = append(c.byName[id.Name], e)
 	c.pushFront(e)

@@ -172,7 +172,7 @@ func TestCredCacheTTLAndGrace(t *testing.T) {
 	c := newCredCache(5*time.Minute, time.Hour, 10, m)
 	k := newKeyer().key("bob", "pw")
 	t0 := time.Now()
-	c.put(k, ldapauth.Identity{Name: "bob"}, t0)
+	c.put(k, ldapauth.Identity{Name: "bob"}, k, t0)
 
 	for _, tt := range []struct {
 		after            time.Duration
@@ -204,11 +204,11 @@ func TestCredCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	k := newKeyer()
 	now := time.Now()
 	a, b, d := k.key("a", "1"), k.key("b", "1"), k.key("d", "1")
-	c.put(a, ldapauth.Identity{Name: "a"}, now)
-	c.put(b, ldapauth.Identity{Name: "b"}, now)
+	c.put(a, ldapauth.Identity{Name: "a"}, a, now)
+	c.put(b, ldapauth.Identity{Name: "b"}, b, now)
 	now = now.Add(time.Second) // entries move to the front at most once a second
 	c.get(a, now)              // a is now the most recent
-	c.put(d, ldapauth.Identity{Name: "d"}, now)
+	c.put(d, ldapauth.Identity{Name: "d"}, d, now)
 	if _, ok := c.get(b, now); ok {
 		t.Error("b still cached; want it evicted as least recently used")
 	}
@@ -375,4 +375,31 @@ func (f authFunc) Authenticate(_ context.Context, user, _ string) (ldapauth.Iden
 		return ldapauth.Identity{}, err
 	}
 	return ldapauth.Identity{Name: user}, nil
+}
+
+// Two spellings of one name with the same password share the user but not
+// the key: both stay cached (evicting each other would cost a bind per
+// turn); a different password of the same user evicts them.
+func TestCredCacheSpellingsAndPasswords(t *testing.T) {
+	c := newCredCache(time.Minute, 0, 10, NewMetrics(prometheus.NewRegistry()))
+	k := newKeyer()
+	now := time.Now()
+	bob := ldapauth.Identity{Name: "bob"}
+	lower, upper, newPW := k.key("bob", "pw"), k.key("BOB", "pw"), k.key("bob", "pw2")
+	c.put(lower, bob, k.key("bob", "pw"), now)
+	c.put(upper, bob, k.key("bob", "pw"), now)
+	for name, key := range map[string]credKey{"bob": lower, "BOB": upper} {
+		if _, ok := c.get(key, now); !ok {
+			t.Errorf("%s:pw evicted by another spelling with the same password", name)
+		}
+	}
+	c.put(newPW, bob, k.key("bob", "pw2"), now)
+	for name, key := range map[string]credKey{"bob": lower, "BOB": upper} {
+		if _, ok := c.get(key, now); ok {
+			t.Errorf("%s:pw still cached after a new password worked", name)
+		}
+	}
+	if _, ok := c.get(newPW, now); !ok {
+		t.Error("the new password is not cached")
+	}
 }

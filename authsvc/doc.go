@@ -58,7 +58,8 @@
 // password) with a random key drawn at start: nothing stored can be turned back
 // into a password, and a restart forgets everything. A hit does not extend the
 // TTL. Only successes are cached. A changed password is a new key, so it goes to
-// LDAP at once, and its success evicts every other cached password of that user;
+// LDAP at once, and its success evicts the user's cached entries with another
+// password (other spellings of the name with the same password stay);
 // until someone logs in with the new one, the old one keeps working from the cache
 // for its TTL, which is the price of a cache (keep the TTL short). Credentials
 // LDAP has just refused are remembered for 10 s (failureMemory): a burst of

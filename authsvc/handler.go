@@ -369,7 +369,7 @@ func (h *authHandler) check(ctx context.Context, key credKey, user, password str
 		h.metrics.ldapChecks.Inc()
 		id, err := h.auth.Authenticate(context.WithoutCancel(ctx), user, password)
 		if err == nil && h.cache != nil {
-			h.cache.put(key, id, h.now())
+			h.cache.put(key, id, h.keys.key(id.Name, password), h.now())
 		}
 		return id, err
 	})
