@@ -117,7 +117,7 @@ func TestPolicyHandler(t *testing.T) {
 		{"double slash", authCall{"bob:bob-pw", "GET", "/v2/team-b//app/manifests/x"}, 403, "unsupported registry request", nil},
 		{"unknown route", authCall{"bob:bob-pw", "GET", "/v2/team-b/app/other"}, 403, "unsupported registry request", nil},
 		{"catalog by the first rule", authCall{"bob:bob-pw", "GET", "/v2/_catalog"}, 403,
-			"bob may not list the catalog (needs group cn=team-a-devs,ou=groups,dc=example,dc=org)", nil},
+			`bob may not list the catalog (rule \"team-b\" decides first)`, nil},
 		{"wrong password: no reason", authCall{"alice:nope", "PUT", "/v2/team-b/api/manifests/v1"}, 401, "", nil},
 		{"required group", authCall{"carol:carol-pw", "GET", "/v2/"}, 403,
 			"carol is not in a group allowed to use this registry", map[string]any{"rule": "required-group"}},

@@ -71,12 +71,13 @@
 // # Denials
 //
 // Authorize explains a denial in one line for the docker client, naming the
-// subjects of the rules that would grant the action on that repository, those
-// the user is not already in: "alice may pull but not push team-b/api (needs
-// group team-b-devs)", "alice may not push team-b/api (no rule grants push on
-// team-b/api)", "alice may not pull team-b/base to mount a blob from it into
-// team-a/app (needs group team-b-devs)". When the user is in a granting rule
-// that an earlier rule shadows: "(rule \"quarantine\" decides first)".
+// subjects (that the user is not already in) of the rules that would grant the
+// action on that repository and come before the rule that decides for the
+// user, since only those could change the answer: "alice may pull but not
+// push team-b/api (needs group team-b-devs)", "alice may not push team-b/api
+// (no rule grants push on team-b/api)", "alice may not pull team-b/base to
+// mount a blob from it into team-a/app (needs group team-b-devs)". When only
+// later rules grant it: "(rule \"quarantine\" decides first)".
 //
 // # Reloading
 //

@@ -326,7 +326,7 @@ func TestAuthorize(t *testing.T) {
 		{"push denied", alice, req("PUT", "/v2/team-b/api/manifests/v1"), false, "readers",
 			"alice may pull but not push team-b/api (needs group team-b-devs or group cn=team-b-leads,ou=groups,dc=example,dc=org or user boss)"},
 		{"delete denied", bob, req("DELETE", "/v2/team-b/api/manifests/"+dig), false, "team-b",
-			"bob may pull and push but not delete team-b/api (needs user boss)"},
+			`bob may pull and push but not delete team-b/api (rule "team-b" decides first)`},
 		{"shadowed", alice, req("PUT", "/v2/other/manifests/v1"), false, "readers",
 			`alice may pull but not push other (rule "readers" decides first)`},
 		{"nothing at all", zed, req("HEAD", "/v2/x/blobs/"+dig), false, "default",
@@ -338,7 +338,7 @@ func TestAuthorize(t *testing.T) {
 			"bob may not pull team-c/base to mount a blob from it into team-b/app (needs group registry-users or group other)"},
 		{"mount target denied", alice, req("POST", "/v2/team-b/app/blobs/uploads/?mount="+dig+"&from=team-b/base"), false, "readers",
 			"alice may pull but not push team-b/app (needs group team-b-devs or group cn=team-b-leads,ou=groups,dc=example,dc=org or user boss)"},
-		{"catalog by first rule", alice, req("GET", "/v2/_catalog"), false, "readers", "alice may not list the catalog (needs user boss or group ops)"},
+		{"catalog by first rule", alice, req("GET", "/v2/_catalog"), false, "readers", "alice may not list the catalog (needs user boss)"},
 		{"catalog", subject("o", "cn=ops,dc=x"), req("GET", "/v2/_catalog"), true, "rule 5", ""},
 	}
 	for _, tt := range tests {

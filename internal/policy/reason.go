@@ -41,18 +41,28 @@ func (p *Policy) denial(s *Subject, has, need Actions, repo string) string {
 
 // needs names, in parentheses, the subjects s is not in of the rules that
 // grant a on repo (any repository when repo is ""): "(needs group
-// team-b-devs or user ci-bot)". When s is in every such rule but an earlier
-// rule decided first, it names the deciding rule; when no rule grants a there,
-// it says so.
+// team-b-devs or user ci-bot)". Only rules before the one that decides for s
+// can help (the first match wins), so when a rule decided and no earlier rule
+// grants a, it names the deciding rule; when no rule grants a there, it says
+// so.
 func (p *Policy) needs(s *Subject, a Actions, repo string) string {
+	var decided *Rule
+	if repo == "" {
+		decided = p.CatalogGrant(s).Rule
+	} else {
+		decided = p.Grant(s, repo).Rule
+	}
 	var names []string
-	more, shadowed := false, false
+	more, granted, before := false, false, true
 	for _, r := range p.Rules {
+		if r == decided {
+			before = false // later rules never get a say for s
+		}
 		if r.Actions&a == 0 || (repo != "" && !r.matches(repo)) {
 			continue
 		}
-		if r.Includes(s) {
-			shadowed = true
+		granted = true
+		if !before || r.Includes(s) {
 			continue
 		}
 		for _, n := range r.subjectNames() {
@@ -72,14 +82,8 @@ func (p *Policy) needs(s *Subject, a Actions, repo string) string {
 			names = append(names, "…")
 		}
 		return "(needs " + strings.Join(names, " or ") + ")"
-	case shadowed:
-		var g Grant
-		if repo == "" {
-			g = p.CatalogGrant(s)
-		} else {
-			g = p.Grant(s, repo)
-		}
-		return "(" + describe(g.Rule) + " decides first)"
+	case granted && decided != nil:
+		return "(" + describe(decided) + " decides first)"
 	case repo == "":
 		return "(no rule grants " + a.String() + ")"
 	}
