@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -66,12 +67,25 @@ Flags:
 	}
 }
 
+// gcPercent is authsvc's garbage collection target unless GOGC is set. Its
+// heap is small (the credential cache holds at most AUTH_CACHE_SIZE entries of
+// a few hundred bytes), and net/http allocates on every request: collecting
+// less often is the cheapest throughput there is (BENCHMARKS.md).
+const gcPercent = 400
+
 func run(ctx context.Context) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	cfg, err := authsvc.LoadConfig()
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	logger := logjson.New(os.Stderr, cfg.Level()).With("version", version)
+	// One decision line per request: batched into few writes (every line is
+	// out within logjson.FlushInterval, and all of them when authsvc stops).
+	out := logjson.NewBufferedWriter(os.Stderr)
+	defer out.Close()
+	logger := logjson.New(out, cfg.Level()).With("version", version)
 	return authsvc.Run(ctx, cfg, logger)
 }
 
