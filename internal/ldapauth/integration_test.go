@@ -276,19 +276,7 @@ func TestA12ServiceAccountWithEscapedComma(t *testing.T) {
 }
 
 func TestOutageIsNeverInvalidCredentials(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs slapd; skipped with -short")
-	}
-	if err := slapd.Available(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	srv, err := slapd.Start(ctx, slapd.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start slapd: %v", err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := ownDirectory(t, slapd.Options{})
 	c := newClient(t, srv, nil)
 	alice := user(t, "alice")
 
@@ -300,7 +288,7 @@ func TestOutageIsNeverInvalidCredentials(t *testing.T) {
 		{"down, right password", "alice", alice.Password, ErrUnavailable, nil},
 		{"down, wrong password", "alice", "wrong", ErrUnavailable, nil},
 	})
-	if err := srv.Start(ctx); err != nil {
+	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	runAuthCases(t, c, []authCase{{"up again", "alice", alice.Password, nil, nil}})
