@@ -8,7 +8,7 @@ CMDS := authsvc tokenwriter gateway ecr-emulator demo
 # What the tests and the demo need from Debian. Nothing here starts a service.
 DEB_PACKAGES := slapd ldap-utils nginx docker-registry skopeo ca-certificates openssl curl
 
-.PHONY: help build test test-e2e run demo deps bench bench-load clean fmt vet images
+.PHONY: help build test test-e2e run demo deps nginx-current bench bench-load clean fmt vet images
 
 help:
 	@echo "make demo   try it: local OpenLDAP + registry + ECR emulator + the gateway"
@@ -32,28 +32,39 @@ deps:
 	  else echo "missing Debian packages:$$missing; run 'sudo make deps'"; exit 1; fi; \
 	fi
 
+# nginx-current: the tests run a current nginx (>= 1.27.4, as in the images;
+# Debian 12 has 1.22) unpacked from Debian unstable's package under .cache/
+# (.ci/nginx-current; nothing is installed system-wide). Without it they run
+# the system's nginx, and the reload tests cannot demand zero lost requests.
+NGINX_CURRENT := $(CURDIR)/.cache/nginx
+TEST_PATH := $(NGINX_CURRENT)/bin:$(PATH)
+nginx-current:
+	@.ci/nginx-current $(NGINX_CURRENT) >/dev/null || { \
+	  if [ "$$CI" = true ]; then echo "nginx-current failed: CI needs nginx >= 1.27.4"; exit 1; fi; \
+	  echo "warning: no current nginx; tests use $$(command -v nginx)"; }
+
 vet:
 	$(GO) vet ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
-test: deps vet
+test: deps nginx-current vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -count=1 -timeout 20m ./...
+	PATH="$(TEST_PATH)" $(GO) test -count=1 -timeout 20m ./...
 
 # Only the end-to-end suite (real slapd, nginx, docker-registry, emulator).
-test-e2e: deps
-	$(GO) test -count=1 -timeout 20m -v ./internal/e2e/
+test-e2e: deps nginx-current
+	PATH="$(TEST_PATH)" $(GO) test -count=1 -timeout 20m -v ./internal/e2e/
 
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: deps nginx-current
+	PATH="$(TEST_PATH)" $(GO) test -run '^$$' -bench . -benchmem ./...
 
 # bench-load: auth_request throughput through nginx with wrk (BENCHMARKS.md).
-bench-load: deps
+bench-load: deps nginx-current
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk"; exit 1; }
-	LOADTEST=1 $(GO) test -count=1 -v -run TestAuthRequestLoad ./internal/loadtest/
+	PATH="$(TEST_PATH)" LOADTEST=1 $(GO) test -count=1 -v -run TestAuthRequestLoad ./internal/loadtest/
 
 # run: the gateway natively, in the foreground, configured by the environment
 # (see README). Stop it with Ctrl-C.

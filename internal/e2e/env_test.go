@@ -220,6 +220,9 @@ func cleanEnv() []string {
 			strings.HasPrefix(kv, "TOKEN_") || strings.HasPrefix(kv, "NGINX_") || strings.HasPrefix(kv, "REGION=") {
 			continue
 		}
+		if path, ok := strings.CutPrefix(kv, "PATH="); ok {
+			kv = "PATH=" + withCurrentNginx(path)
+		}
 		out = append(out, kv)
 	}
 	empty := filepath.Join(os.TempDir(), "aws-ecr-ldap-e2e-empty")

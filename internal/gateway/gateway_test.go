@@ -66,7 +66,7 @@ func TestPreparedConfigPassesNginxTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := layout{root: c.RunDir}
-	if err := l.prepare(c); err != nil {
+	if err := l.prepare(c, installedNginx(t)); err != nil {
 		t.Fatal(err)
 	}
 	argv := NginxTestCommand(l.confDir())
@@ -136,7 +136,7 @@ func TestLoadAllNamesEveryComponent(t *testing.T) {
 // that the access lines reach the runner's own output (make run, journald).
 func TestHTTPConfWritesAccessLogToStdout(t *testing.T) {
 	c := Config{AuthListenAddr: "127.0.0.1:19000", ECRCAFile: "ca.pem"}
-	got, err := renderHTTPConf(c, layout{root: t.TempDir()})
+	got, err := renderHTTPConf(c, layout{root: t.TempDir()}, nginxVersion{})
 	if err != nil {
 		t.Fatal(err)
 	}

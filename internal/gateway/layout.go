@@ -43,9 +43,10 @@ func (l layout) lock() (*os.File, error) {
 	return f, nil
 }
 
-// prepare writes the per-instance nginx files into the locked run directory.
-// A token file left by an earlier run stays: it is replaced by tokenwriter -once.
-func (l layout) prepare(c Config) error {
+// prepare writes the per-instance nginx files, for the nginx of version v, into
+// the locked run directory. A token file left by an earlier run stays: it is
+// replaced by tokenwriter -once.
+func (l layout) prepare(c Config, v nginxVersion) error {
 	for _, d := range []string{"conf/local", "conf/ecr", "temp"} {
 		if err := os.MkdirAll(filepath.Join(l.root, d), 0o755); err != nil {
 			return err
@@ -55,7 +56,7 @@ func (l layout) prepare(c Config) error {
 	if err != nil {
 		return err
 	}
-	httpConf, err := renderHTTPConf(c, l)
+	httpConf, err := renderHTTPConf(c, l, v)
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,11 @@ func (l layout) prepare(c Config) error {
 
 const generatedHeader = "# Written by the gateway runner (make run) at every start; edit nginx.conf instead.\n"
 
-func renderHTTPConf(c Config, l layout) (string, error) {
+// keepaliveMinTimeout is nginx.conf's keepalive_timeout: a reload then closes
+// no idle client connection sooner than it would have closed anyway.
+const keepaliveMinTimeout = "65s"
+
+func renderHTTPConf(c Config, l layout, v nginxVersion) (string, error) {
 	auth, err := authUpstream(c.AuthListenAddr)
 	if err != nil {
 		return "", err
@@ -90,6 +95,14 @@ func renderHTTPConf(c Config, l layout) (string, error) {
 	fmt.Fprintf(&b, "proxy_ssl_trusted_certificate %s;\n", abs(c.ECRCAFile))
 	for _, t := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		fmt.Fprintf(&b, "%s_temp_path %s;\n", t, filepath.Join(abs(l.root), "temp", t))
+	}
+	if v.supportsKeepaliveMinTimeout() {
+		// Every token refresh reloads nginx. Without this, the old workers
+		// close idle client connections at once, and a request the client
+		// sent on one at that instant is reset (a streamed PATCH or PUT
+		// cannot be resent). With it, they answer such a request with
+		// "Connection: close".
+		fmt.Fprintf(&b, "keepalive_min_timeout %s;\n", keepaliveMinTimeout)
 	}
 	return b.String(), nil
 }

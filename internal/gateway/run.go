@@ -44,7 +44,19 @@ func Run(ctx context.Context, c Config, logger *slog.Logger) error {
 		return err
 	}
 	defer lock.Close()
-	if err := l.prepare(c); err != nil {
+	nginxPath, err := lookBin(c, "nginx")
+	if err != nil {
+		return fmt.Errorf("nginx: %w (apt-get install nginx)", err)
+	}
+	version, err := probeNginxVersion(ctx, nginxPath)
+	if err != nil {
+		logger.Warn("cannot tell the nginx version; treating it as older than "+keepaliveMinTimeoutSince.String(), "error", err)
+	}
+	if !version.supportsKeepaliveMinTimeout() {
+		logger.Warn("nginx is older than "+keepaliveMinTimeoutSince.String()+": a request sent on an idle kept-alive connection at the instant of a reload (every token refresh) can be reset; upgrade nginx to lose none",
+			"nginx", nginxPath, "version", version.String())
+	}
+	if err := l.prepare(c, version); err != nil {
 		return fmt.Errorf("prepare %s: %w", root, err)
 	}
 	env := childEnv(c, l)
