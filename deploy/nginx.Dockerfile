@@ -15,7 +15,7 @@
 
 ARG VERSION=dev
 
-FROM nginx:1.27-bookworm
+FROM nginx:1.30
 ARG VERSION
 LABEL org.opencontainers.image.title="aws-ecr-ldap nginx" \
       org.opencontainers.image.description="nginx in front of Amazon ECR with LDAP authentication (auth_request)" \

@@ -146,8 +146,16 @@ func nginxTest(t *testing.T, dir string) (string, error) {
 	return string(out), err
 }
 
+// nginxBinary is the nginx that checks the configurations: the current one
+// of `make nginx-current` when it is there (the images run nginx 1.30, whose
+// directives Debian 12's 1.22 does not know), else the one on PATH.
 func nginxBinary(t *testing.T) string {
 	t.Helper()
+	if p, err := filepath.Abs(filepath.Join("..", ".cache", "nginx", "bin", "nginx")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
 	p, err := exec.LookPath("nginx")
 	if err != nil {
 		p = "/usr/sbin/nginx"

@@ -20,7 +20,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
         -o /out/tokenwriter ./cmd/tokenwriter
 
-FROM nginx:1.27-bookworm
+FROM nginx:1.30
 ARG VERSION
 LABEL org.opencontainers.image.title="aws-ecr-ldap tokenwriter" \
       org.opencontainers.image.description="Writes the Amazon ECR token include for nginx, checks it with nginx -t and reloads nginx" \
