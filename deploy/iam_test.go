@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,8 +11,9 @@ import (
 
 // TestIAMPolicies: valid policy documents, each granting exactly its own
 // actions: pull-only reads, push reads and writes, delete (attached next to
-// push, only where deleting through the gateway is wanted) deletes. Nothing
-// the gateway never uses (DescribeImages, DescribeRepositories, CreateRepository).
+// push, only where deleting through the gateway is wanted) deletes,
+// create-on-push (authsvc's role, only with AUTH_CREATE_REPOSITORIES) looks
+// up and creates repositories. Nothing the gateway never uses (DescribeImages).
 func TestIAMPolicies(t *testing.T) {
 	type statement struct {
 		Sid      string
@@ -40,14 +42,26 @@ func TestIAMPolicies(t *testing.T) {
 	// ListImages: the registry API's tags/list.
 	pull := []string{"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:ListImages"}
 	push := []string{"ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}
-	for _, tc := range []struct {
+	type iamCase struct {
 		file string
-		want []string
-	}{
+		want []string // exactly these actions
+	}
+	cases := []iamCase{
 		{"iam/ecr-pull-only.json", slices.Concat(token, pull)},
 		{"iam/ecr-push.json", slices.Concat(token, pull, push)},
 		{"iam/ecr-delete.json", []string{"ecr:BatchDeleteImage"}},
-	} {
+		{"iam/ecr-create-repository.json", []string{"ecr:DescribeRepositories", "ecr:CreateRepository"}},
+	}
+	files, err := filepath.Glob("iam/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !slices.ContainsFunc(cases, func(c iamCase) bool { return c.file == f }) {
+			t.Errorf("%s is not checked here; add it to the table", f)
+		}
+	}
+	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			dec := json.NewDecoder(strings.NewReader(readFile(t, tc.file)))
 			dec.DisallowUnknownFields()
