@@ -36,20 +36,21 @@ type env struct {
 
 // Config is authsvc's configuration. Each field names its environment variable.
 type Config struct {
-	LDAPURL                  string        // LDAP_URL, RFC 4516, several separated by spaces (required)
-	LDAPBindDN               string        // LDAP_BIND_DN, the service account
-	LDAPBindPassword         Secret        // LDAP_BIND_PASSWORD
-	LDAPBindPasswordFile     string        // LDAP_BIND_PASSWORD_FILE, read once at start
-	LDAPRequireGroup         string        // LDAP_REQUIRE_GROUP, group DNs separated by ';' (any of them)
-	LDAPGroupMemberAttribute string        // LDAP_GROUP_MEMBER_ATTRIBUTE: member, uniqueMember or memberUid; "" the preset's (member)
-	LDAPDialTimeout          time.Duration // LDAP_DIAL_TIMEOUT, each connect
-	LDAPTimeout              time.Duration // LDAP_TIMEOUT, one whole authentication
-	ListenAddr               string        // AUTH_LISTEN_ADDR: host:port or unix:/path
-	Realm                    string        // AUTH_REALM, in the Basic challenge
-	LogLevel                 string        // LOG_LEVEL: debug, info, warn or error
-	Directory                LDAPDirectory // LDAP_PRESET, LDAP_*TLS*, LDAP_POOL_*, LDAP_GROUP_*, ...: see LDAPDirectory
-	Service                  ServiceConfig // AUTH_CACHE_*, AUTH_GRACE_PERIOD, AUTH_MAX_FAILURES*, AUTH_METRICS_ADDR: config_service.go
-	Policy                   PolicyConfig  // AUTH_POLICY_FILE, AUTH_POLICY_POLL: config_policy.go
+	LDAPURL                  string           // LDAP_URL, RFC 4516, several separated by spaces (required)
+	LDAPBindDN               string           // LDAP_BIND_DN, the service account
+	LDAPBindPassword         Secret           // LDAP_BIND_PASSWORD
+	LDAPBindPasswordFile     string           // LDAP_BIND_PASSWORD_FILE, read once at start
+	LDAPRequireGroup         string           // LDAP_REQUIRE_GROUP, group DNs separated by ';' (any of them)
+	LDAPGroupMemberAttribute string           // LDAP_GROUP_MEMBER_ATTRIBUTE: member, uniqueMember or memberUid; "" the preset's (member)
+	LDAPDialTimeout          time.Duration    // LDAP_DIAL_TIMEOUT, each connect
+	LDAPTimeout              time.Duration    // LDAP_TIMEOUT, one whole authentication
+	ListenAddr               string           // AUTH_LISTEN_ADDR: host:port or unix:/path
+	Realm                    string           // AUTH_REALM, in the Basic challenge
+	LogLevel                 string           // LOG_LEVEL: debug, info, warn or error
+	Directory                LDAPDirectory    // LDAP_PRESET, LDAP_*TLS*, LDAP_POOL_*, LDAP_GROUP_*, ...: see LDAPDirectory
+	Service                  ServiceConfig    // AUTH_CACHE_*, AUTH_GRACE_PERIOD, AUTH_MAX_FAILURES*, AUTH_METRICS_ADDR: config_service.go
+	Policy                   PolicyConfig     // AUTH_POLICY_FILE, AUTH_POLICY_POLL: config_policy.go
+	Repositories             RepositoryConfig // AUTH_CREATE_REPOSITOR*, AWS_*: create-on-push, config_repos.go
 
 	passwordFromFile bool // LDAPBindPassword was read from LDAPBindPasswordFile
 }
@@ -101,6 +102,7 @@ func LoadConfig() (Config, error) {
 	errs = append(errs, cfg.Directory.load(failed)...)
 	errs = append(errs, cfg.Service.load(failed)...)
 	errs = append(errs, cfg.Policy.load(failed)...)
+	errs = append(errs, cfg.Repositories.load(failed)...)
 	for _, p := range cfg.problems() {
 		if !failed[p.name] {
 			errs = append(errs, p)
@@ -196,6 +198,7 @@ func (c Config) problems() []problem {
 	}
 	ps = append(ps, c.Service.problems()...)
 	ps = append(ps, c.Policy.problems(c)...)
+	ps = append(ps, c.Repositories.problems()...)
 	return ps
 }
 

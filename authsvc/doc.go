@@ -110,6 +110,29 @@
 // WARN "ldap unavailable; allowing from grace cache". Everyone else gets 503. The
 // next success once LDAP is back refreshes the entry.
 //
+// # Creating repositories on first push
+//
+// With AUTH_CREATE_REPOSITORIES=true (default false), an allowed upload start
+// (POST /v2/<name>/blobs/uploads/, mounts included: the first write of every
+// push) first makes sure the repository exists: DescribeRepositories, then
+// CreateRepository (with AUTH_CREATE_REPOSITORY_TAG_MUTABILITY and
+// AUTH_CREATE_REPOSITORY_SCAN_ON_PUSH when set) before the 204. Pulls, other
+// writes and every denied request never call ECR. The registry is the one
+// nginx names in X-ECR-Registry-Id (a 12-digit account id; none: the
+// credentials' own) and X-ECR-Region (none: AWS_REGION), from tokenwriter's
+// include; a client cannot set them. Repositories seen to exist are
+// remembered for 10 minutes (10 000 at most), concurrent uploads share one
+// lookup, and each lookup has 5 s. RepositoryAlreadyExistsException is a
+// success. A refusal (AccessDenied, an invalid name, the repository limit)
+// or a timeout is logged at WARN with user and repository, counted in
+// authsvc_repository_create_failures_total{reason}, not retried for 10 s,
+// and the request is still allowed: ECR's own NAME_UNKNOWN or DENIED reaches
+// the client. A creation is logged at INFO "repository created" with user,
+// repository, registry_id and region, and counted in
+// authsvc_repositories_created_total. The AWS identity is the SDK's default
+// chain (or AWS_KEY/AWS_SECRET), the region AWS_REGION, REGION, a profile's
+// or the EC2 instance's; AWS_ENDPOINT_URL_ECR is honoured.
+//
 // # Logs
 //
 // One JSON line per decision: decision (allow, deny_401, deny_403, error,

@@ -70,6 +70,9 @@ type Options struct {
 	// Policy is the repository policy (AUTH_POLICY_FILE) in force; nil keeps
 	// the policy-free behaviour: any user LDAP accepts may do anything.
 	Policy *policy.Store
+	// Repositories, when set (AUTH_CREATE_REPOSITORIES), makes sure the
+	// repository of an allowed upload start exists before answering 204.
+	Repositories *RepositoryCreator
 }
 
 // NewHandler serves /auth (any method), /healthz and /readyz with no cache, no
@@ -100,6 +103,7 @@ func NewHandlerWith(auth Authenticator, opts Options) http.Handler {
 		grace:     opts.GracePeriod,
 		hitLevel:  slog.LevelInfo,
 		policy:    opts.Policy,
+		repos:     opts.Repositories,
 	}
 	if opts.QuietHits {
 		h.hitLevel = slog.LevelDebug
@@ -152,8 +156,9 @@ type authHandler struct {
 	grace     time.Duration
 	limiter   *limiter // nil: no limits
 	flights   singleflight.Group
-	hitLevel  slog.Level    // of the line for an allowed cache hit
-	policy    *policy.Store // nil: no policy
+	hitLevel  slog.Level         // of the line for an allowed cache hit
+	policy    *policy.Store      // nil: no policy
+	repos     *RepositoryCreator // nil: no create-on-push
 }
 
 // How a request was answered with respect to the cache, for the log line.
@@ -192,6 +197,9 @@ const (
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	d := h.decide(r, start)
+	if h.repos != nil && d.status == http.StatusNoContent {
+		d = h.ensureRepository(r, d)
+	}
 	hdr := w.Header()
 	switch d.status {
 	case http.StatusNoContent, http.StatusForbidden:
@@ -338,6 +346,23 @@ func (h *authHandler) authorize(r *http.Request, d decision) decision {
 		// "ldap unavailable".
 		d.status, d.result, d.header, d.denial, d.reason = http.StatusForbidden, resultDeny403, nil, v.Reason, nil
 	}
+	return d
+}
+
+// ensureRepository creates the repository of an allowed upload start (a
+// blob upload or mount, the first write of every push) when it does not
+// exist. Only there: a pull or a denied request never creates anything, and
+// every push starts with one. It answers before nginx does, so the upload
+// finds the repository; whatever happens, the request stays allowed.
+func (h *authHandler) ensureRepository(r *http.Request, d decision) decision {
+	if !d.parsed && h.policy == nil {
+		// No policy: any user LDAP accepts may push anywhere.
+		d.req, d.parsed = parseOriginal(r.Header)
+	}
+	if !d.parsed || d.req.Action != regpath.ActionPush || d.req.Endpoint != regpath.EndpointUploadStart {
+		return d
+	}
+	h.repos.ensure(r.Context(), d.user, firstHeader(r.Header, "X-Ecr-Registry-Id"), firstHeader(r.Header, "X-Ecr-Region"), d.req.Repository)
 	return d
 }
 

@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -75,6 +79,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			}
 		}()
 	}
+	if cfg.Repositories.Create {
+		if opts.Repositories, err = newRepositoryCreator(ctx, cfg.Repositories, reg, logger); err != nil {
+			return err
+		}
+	}
 	ln, err := Listen(cfg.ListenAddr)
 	if err != nil {
 		return err
@@ -88,13 +97,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	srv := NewServer(NewHandlerWith(client, opts), logger)
 	// The handler is bounded by LDAP_TIMEOUT; the write deadline must not cut it short.
-	srv.WriteTimeout = max(30*time.Second, cfg.LDAPTimeout+5*time.Second)
+	// So is create-on-push's ECR call.
+	srv.WriteTimeout = max(30*time.Second, cfg.LDAPTimeout+DefaultRepositoryCallTimeout+5*time.Second)
 	logger.Info("authsvc listening", "addr", ln.Addr().String(), "ldap_url", lc.URL.String(),
 		"bind_dn", cfg.LDAPBindDN, "require_group", cfg.LDAPRequireGroup, "realm", cfg.Realm,
 		"cache_ttl", cfg.Service.CacheTTL, "cache_size", cfg.Service.CacheSize, "grace_period", cfg.Service.GracePeriod,
 		"max_failures", cfg.Service.MaxFailures, "max_failures_per_user", cfg.Service.MaxFailuresPerUser,
 		"max_failures_per_ip", cfg.Service.MaxFailuresPerIP, "failure_window", cfg.Service.FailureWindow,
-		"metrics_addr", cfg.Service.MetricsAddr, "policy_file", cfg.Policy.File)
+		"metrics_addr", cfg.Service.MetricsAddr, "policy_file", cfg.Policy.File,
+		"create_repositories", cfg.Repositories.Create)
 
 	// Either server failing stops both.
 	g, gctx := errgroup.WithContext(ctx)
@@ -107,6 +118,55 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		g.Go(func() error { return Serve(gctx, msrv, metricsLn) })
 	}
 	return g.Wait()
+}
+
+// newRepositoryCreator is create-on-push for rc: ECR clients on the SDK's
+// default credential chain (or AWS_KEY and AWS_SECRET, as tokenwriter), in
+// AWS_REGION (or REGION, a profile's, the EC2 instance's) unless nginx names
+// another region.
+func newRepositoryCreator(ctx context.Context, rc RepositoryConfig, reg prometheus.Registerer, logger *slog.Logger) (*RepositoryCreator, error) {
+	var opts []func(*config.LoadOptions) error
+	if rc.DefaultRegion() != "" {
+		opts = append(opts, config.WithRegion(rc.DefaultRegion()))
+	}
+	if rc.AWSKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(rc.AWSKey, rc.AWSSecret.Reveal(), "")))
+	}
+	// Bounded: off EC2 the metadata service may not answer at all.
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	awsCfg, err := config.LoadDefaultConfig(lctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AUTH_CREATE_REPOSITORIES: aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		// On EC2 (compose on an instance with a role): the instance's region.
+		out, err := imds.NewFromConfig(awsCfg).GetRegion(lctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w; not on EC2 either: %v", errNoRegion, err)
+		}
+		awsCfg.Region = out.Region
+	}
+	scan := "ecr default"
+	if rc.ScanOnPush != nil {
+		scan = strconv.FormatBool(*rc.ScanOnPush)
+	}
+	mutability := rc.TagMutability
+	if mutability == "" {
+		mutability = "ecr default"
+	}
+	logger.Info("create-on-push on: a missing repository is created at the first upload of a user allowed to push there",
+		"region", awsCfg.Region, "ecr_endpoint", rc.EndpointURLECR, "static_credentials", rc.AWSKey != "",
+		"tag_mutability", mutability, "scan_on_push", scan, "timeout", DefaultRepositoryCallTimeout,
+		"known_ttl", DefaultKnownRepositoryTTL)
+	return NewRepositoryCreator(NewECRRepositoryClients(awsCfg), RepositoryOptions{
+		DefaultRegion: awsCfg.Region,
+		TagMutability: rc.TagMutability,
+		ScanOnPush:    rc.ScanOnPush,
+		Logger:        logger,
+		Registerer:    reg,
+	}), nil
 }
 
 // NewServer wraps h in an http.Server with the timeouts and header limit authsvc

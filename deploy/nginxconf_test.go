@@ -286,6 +286,9 @@ func get(t *testing.T, url string) response {
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the test's own self-signed certificate
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	// No idle connection left behind: nginx's graceful stop keeps serving
+	// one for keepalive_min_timeout.
+	defer c.CloseIdleConnections()
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)

@@ -32,6 +32,10 @@ type Config struct {
 	RegistryID string `envconfig:"ECR_REGISTRY_ID"`
 	// RegistryHost (host[:port]) overrides the host of the proxyEndpoint ECR returns.
 	RegistryHost string `envconfig:"ECR_REGISTRY_HOST"`
+	// Registries (ECR_REGISTRIES) fronts several registries, chosen by the
+	// gateway host name: see Routes and the package documentation. It
+	// excludes ECR_REGISTRY_ID and ECR_REGISTRY_HOST.
+	Registries string `envconfig:"ECR_REGISTRIES"`
 
 	TokenFile     string   `envconfig:"TOKEN_FILE" default:"/etc/nginx/ecr/ecr.conf"`
 	TokenFileMode FileMode `envconfig:"TOKEN_FILE_MODE" default:"0600"`
@@ -104,6 +108,20 @@ func (c Config) Validate() error {
 	if c.RegistryHost != "" {
 		if _, _, err := parseHostPort(c.RegistryHost); err != nil {
 			bad("ECR_REGISTRY_HOST: %w", err)
+		}
+	}
+	if strings.TrimSpace(c.Registries) != "" {
+		var both []string
+		if c.RegistryID != "" {
+			both = append(both, "ECR_REGISTRY_ID")
+		}
+		if c.RegistryHost != "" {
+			both = append(both, "ECR_REGISTRY_HOST")
+		}
+		if len(both) > 0 {
+			bad("ECR_REGISTRIES: cannot be set together with %s: name the account (and @host) in ECR_REGISTRIES", strings.Join(both, " or "))
+		} else if _, _, _, err := c.Routes(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.TokenFile == "" {

@@ -57,7 +57,10 @@ http {
     server {
         listen 127.0.0.1:%d;
         location / {
-            proxy_pass https://ecr_registry;
+            if ($ecr_upstream = "") {
+                return 421;
+            }
+            proxy_pass https://$ecr_upstream;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $ecr_registry_host;
@@ -187,7 +190,7 @@ func TestNginxForwardsTokenAndReloads(t *testing.T) {
 		api.answers = []fakeAnswer{{data: []types.AuthorizationData{authData(value, "https://127.0.0.1:"+backendPort, time.Now().Add(time.Hour))}}}
 		r := NewRefresher(api, NginxReloader{PIDFile: n.pidFile}, cfg, discardLogger())
 		r.reloader = skipIfStopped{next: r.reloader, log: discardLogger()}
-		if _, err := r.Refresh(context.Background()); err != nil {
+		if err := r.Refresh(context.Background()); err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
 		return value
@@ -276,7 +279,7 @@ func TestRefreshWithRealNginxTest(t *testing.T) {
 	n := newTestNginx(t, 1)
 	cfg := Config{TokenFile: n.include, TokenFileMode: 0o600, CallTimeout: time.Second, RetryMin: time.Millisecond, RetryMax: time.Millisecond, NginxTestCommand: n.testCommand()}
 	api := &fakeECR{answers: []fakeAnswer{{data: []types.AuthorizationData{authData(testTokenValue(6400, 1), testEndpoint, time.Now().Add(time.Hour))}}}}
-	if _, err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background()); err != nil {
+	if err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background()); err != nil {
 		t.Fatalf("got %v; want success", err)
 	}
 	good, _ := os.ReadFile(n.include)
@@ -284,7 +287,7 @@ func TestRefreshWithRealNginxTest(t *testing.T) {
 	// Break nginx.conf itself: the next refresh must fail and keep the include.
 	os.WriteFile(n.conf, []byte("events {}\nhttp { include ecr/ecr.conf; server { location / { proxy_set_header X $ecr_nope; } } }\n"), 0o644)
 	api.answers = []fakeAnswer{{data: []types.AuthorizationData{authData(testTokenValue(6400, 2), testEndpoint, time.Now().Add(time.Hour))}}}
-	_, err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background())
+	err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background())
 	if !errors.Is(err, ErrNginxTest) || !strings.Contains(err.Error(), `unknown "ecr_nope" variable`) {
 		t.Errorf("got %v; want ErrNginxTest with nginx's message", err)
 	}

@@ -28,53 +28,147 @@ type credentialsSource interface {
 	Retrieve(ctx context.Context) (aws.Credentials, error)
 }
 
-// Refresher fetches ECR tokens and puts them in front of nginx.
+// Refresher fetches ECR tokens and puts them in front of nginx, one token per
+// registry of Config.Routes.
 type Refresher struct {
-	api      ecrAPI
-	reloader Reloader          // nil: nginx is not reloaded
-	creds    credentialsSource // nil: the credentials' expiry is not known
-	probe    prober            // nil: the token in place is never probed
-	cfg      Config
-	test     []string
-	backoff  backoff
-	now      func() time.Time
-	log      *slog.Logger
-	state    *status
-	wake     chan struct{} // a probe found the token in place rejected
+	api        ecrAPI            // for AWS_REGION, and any region without its own client
+	clients    map[string]ecrAPI // by region
+	reloader   Reloader          // nil: nginx is not reloaded
+	creds      credentialsSource // nil: the credentials' expiry is not known
+	probe      prober            // nil: the tokens in place are never probed
+	cfg        Config
+	routes     []Route
+	registries []Registry
+	multi      bool // ECR_REGISTRIES is set
+	test       []string
+	backoff    backoff
+	now        func() time.Time
+	log        *slog.Logger
+	state      *status
+	wake       chan struct{} // a probe found a token in place rejected
 }
 
 // NewRefresher returns a Refresher for a validated cfg. A nil reloader means
-// nginx is never reloaded.
+// nginx is never reloaded. api serves every region until fromConfig gives
+// other regions their own client.
 func NewRefresher(api ecrAPI, reloader Reloader, cfg Config, logger *slog.Logger) *Refresher {
-	return &Refresher{
-		api:      api,
-		reloader: reloader,
-		cfg:      cfg,
-		test:     strings.Fields(cfg.NginxTestCommand),
-		backoff:  backoff{min: cfg.RetryMin, max: cfg.RetryMax, rand: rand.Float64},
-		now:      time.Now,
-		log:      logger,
-		state:    &status{},
-		wake:     make(chan struct{}, 1),
-	}
-}
-
-// Refresh fetches a token, writes the include, tests it with nginx and reloads
-// nginx. On any failure the include is left, or put back, as it was.
-func (r *Refresher) Refresh(ctx context.Context) (Token, error) {
-	r.state.attempted(r.now())
-	tok, err := r.refresh(ctx)
+	routes, registries, multi, err := cfg.Routes()
 	if err != nil {
-		r.state.failed()
-		return Token{}, err
+		// cfg was not validated: serve what single mode would, and say so.
+		logger.Error("invalid ECR_REGISTRIES; using ECR_REGISTRY_ID and ECR_REGISTRY_HOST", "error", err)
+		cfg.Registries = ""
+		routes, registries, multi, _ = cfg.Routes()
 	}
-	r.state.succeeded(tok, r.credentialsExpiry(ctx), r.now())
-	return tok, nil
+	return &Refresher{
+		api:        api,
+		reloader:   reloader,
+		cfg:        cfg,
+		routes:     routes,
+		registries: registries,
+		multi:      multi,
+		test:       strings.Fields(cfg.NginxTestCommand),
+		backoff:    backoff{min: cfg.RetryMin, max: cfg.RetryMax, rand: rand.Float64},
+		now:        time.Now,
+		log:        logger,
+		state:      newStatus(registries),
+		wake:       make(chan struct{}, 1),
+	}
 }
 
-// credentialsExpiry is when the credentials that minted the token in place
-// expire, zero when they do not or are unknown. The SDK's cache hands back
-// the credentials it just signed with.
+// ErrIncomplete reports a refresh that could not write the include because
+// a registry has no token yet: the include always carries one per registry.
+var ErrIncomplete = errors.New("no ecr token yet for every registry")
+
+// Refresh fetches a token for every registry, writes the include, tests it
+// with nginx and reloads nginx. A registry whose fetch fails keeps the token
+// it has in place, and the others are still replaced; the error names every
+// registry that failed. The include is written only when every registry has
+// a token; on any failure to write, test or load it, it is left, or put
+// back, as it was.
+func (r *Refresher) Refresh(ctx context.Context) error {
+	all := make([]int, len(r.registries))
+	for i := range all {
+		all[i] = i
+	}
+	return r.refreshRegistries(ctx, all)
+}
+
+// refreshRegistries refreshes the registries in due (indexes into
+// r.registries) and schedules their next refresh.
+func (r *Refresher) refreshRegistries(ctx context.Context, due []int) error {
+	now := r.now()
+	r.state.attempted(due, now)
+	tokens := r.state.tokens()
+	var errs []error
+	var fresh, failed []int
+	errOf := map[int]error{}
+	for _, i := range due {
+		tok, err := r.fetch(ctx, i)
+		if err != nil {
+			errOf[i] = r.named(i, err)
+			errs = append(errs, errOf[i])
+			failed = append(failed, i)
+			continue
+		}
+		tokens[i] = tok
+		fresh = append(fresh, i)
+	}
+	if len(fresh) > 0 {
+		var missing []string
+		for i, t := range tokens {
+			if t.Value == "" {
+				missing = append(missing, r.registries[i].String())
+			}
+		}
+		var err error
+		if len(missing) > 0 {
+			err = fmt.Errorf("%w: none for %s", ErrIncomplete, strings.Join(missing, ", "))
+		} else {
+			err = r.install(ctx, tokens)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			for _, i := range fresh {
+				errOf[i] = err
+			}
+			failed, fresh = append(failed, fresh...), nil
+		}
+	}
+	var credsExpires time.Time
+	if len(fresh) > 0 {
+		credsExpires = r.credentialsExpiry(ctx)
+	}
+	now = r.now()
+	for _, i := range fresh {
+		r.state.succeeded(i, tokens[i], credsExpires, now)
+		until := r.state.registryValidUntil(i)
+		next := nextAfterSuccess(now, until, r.cfg.RefreshInterval, r.cfg.ExpiryMargin)
+		r.state.setNext(i, next)
+		r.log.Info("ecr token refreshed", "registry", tokens[i].Host, "registry_id", r.registries[i].String(),
+			"expires", tokens[i].ExpiresAt, "valid_until", until, "next_refresh", next)
+	}
+	for _, i := range failed {
+		n := r.state.failed(i)
+		until := r.state.registryValidUntil(i) // zero while there is none
+		next := nextAfterFailure(now, until, r.backoff.delay(n-1), min(r.cfg.RetryMin, time.Second))
+		r.state.setNext(i, next)
+		r.log.Warn("ecr token refresh failed", "registry_id", r.registries[i].String(), "error", errOf[i],
+			"failures", n, "token_valid_until", until, "next_refresh", next)
+	}
+	return errors.Join(errs...)
+}
+
+// named prefixes err with the registry it is about, in multi-registry mode.
+func (r *Refresher) named(i int, err error) error {
+	if !r.multi {
+		return err
+	}
+	return fmt.Errorf("registry %s: %w", r.registries[i], err)
+}
+
+// credentialsExpiry is when the credentials that minted the tokens just
+// fetched expire, zero when they do not or are unknown. The SDK's cache hands
+// back the credentials it just signed with.
 func (r *Refresher) credentialsExpiry(ctx context.Context) time.Time {
 	if r.creds == nil {
 		return time.Time{}
@@ -88,15 +182,13 @@ func (r *Refresher) credentialsExpiry(ctx context.Context) time.Time {
 	return c.Expires
 }
 
-func (r *Refresher) refresh(ctx context.Context) (Token, error) {
-	tok, err := r.fetch(ctx)
-	if err != nil {
-		return Token{}, err
-	}
+// install writes the include for tokens (one per registry), tests it and
+// reloads nginx, putting the previous include back on any failure.
+func (r *Refresher) install(ctx context.Context, tokens []Token) error {
 	path, mode := r.cfg.TokenFile, os.FileMode(r.cfg.TokenFileMode)
 	prev, err := readCurrent(path)
 	if err != nil {
-		return Token{}, err
+		return err
 	}
 	undo := func(err error) error {
 		if rerr := restore(path, prev, mode); rerr != nil {
@@ -104,91 +196,96 @@ func (r *Refresher) refresh(ctx context.Context) (Token, error) {
 		}
 		return err
 	}
-	if err := writeAtomic(path, Render(tok), mode); err != nil {
-		return Token{}, undo(err)
+	if err := writeAtomic(path, render(r.routes, tokens, r.multi), mode); err != nil {
+		return undo(err)
 	}
-	if err := runCommand(ctx, r.test, string(tok.Value)); err != nil {
-		return Token{}, undo(fmt.Errorf("%w: %w", ErrNginxTest, err))
+	secrets := make([]string, len(tokens))
+	for i, t := range tokens {
+		secrets[i] = string(t.Value)
+	}
+	if err := runCommand(ctx, r.test, secrets...); err != nil {
+		return undo(fmt.Errorf("%w: %w", ErrNginxTest, err))
 	}
 	if r.reloader != nil {
 		if err := r.reloader.Reload(ctx); err != nil {
-			return Token{}, undo(err)
+			return undo(err)
 		}
 	}
-	return tok, nil
+	return nil
 }
 
-func (r *Refresher) fetch(ctx context.Context) (Token, error) {
+// fetch asks ECR for registry i's token: in multi-registry mode always with
+// registryIds naming it (cross-account registries need it), in single mode
+// only when ECR_REGISTRY_ID is set.
+func (r *Refresher) fetch(ctx context.Context, i int) (Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
+	reg := r.registries[i]
 	in := &ecr.GetAuthorizationTokenInput{}
-	if r.cfg.RegistryID != "" {
-		in.RegistryIds = []string{r.cfg.RegistryID}
+	if reg.AccountID != "" {
+		in.RegistryIds = []string{reg.AccountID}
 	}
-	out, err := r.api.GetAuthorizationToken(ctx, in)
+	out, err := r.clientFor(reg.Region).GetAuthorizationToken(ctx, in)
 	if err != nil {
 		return Token{}, fmt.Errorf("ecr GetAuthorizationToken: %w", err)
 	}
-	return tokenFrom(out.AuthorizationData, r.cfg.RegistryID, r.cfg.RegistryHost, r.now())
+	return tokenFrom(out.AuthorizationData, reg, r.now())
 }
 
-// Loop refreshes on schedule until ctx is done, then returns nil. The
-// schedule follows the token in place and the credentials that minted it,
-// whichever expires first; a rejection found by the probe brings the next
-// refresh forward (see ProbeLoop).
+func (r *Refresher) clientFor(region string) ecrAPI {
+	if c, ok := r.clients[region]; ok {
+		return c
+	}
+	return r.api
+}
+
+// Loop refreshes every registry on its own schedule until ctx is done, then
+// returns nil. A registry's schedule follows its token in place and the
+// credentials that minted it, whichever expires first; registries due within
+// a moment of each other share one reload. A rejection found by the probe
+// brings that registry's refresh forward (see ProbeLoop).
 func (r *Refresher) Loop(ctx context.Context) error {
-	failures := 0
+	window := min(r.cfg.RetryMin, time.Second)
 	for {
-		tok, err := r.Refresh(ctx)
+		due, earliest := r.state.due(r.now(), window)
+		if len(due) == 0 {
+			if !r.waitUntil(ctx, earliest) {
+				return nil
+			}
+			continue
+		}
+		r.refreshRegistries(ctx, due) // logs each registry's outcome
 		if ctx.Err() != nil {
-			return nil
-		}
-		now := r.now()
-		validUntil := r.state.validUntil() // of the token in place; zero while unknown
-		var next time.Time
-		if err == nil {
-			failures = 0
-			next = r.nextAfterSuccess(now)
-			r.log.Info("ecr token refreshed", "registry", tok.Host, "expires", tok.ExpiresAt,
-				"valid_until", validUntil, "next_refresh", next)
-		} else {
-			next = nextAfterFailure(now, validUntil, r.backoff.delay(failures), min(r.cfg.RetryMin, time.Second))
-			failures++
-			r.log.Warn("ecr token refresh failed", "error", err, "failures", failures, "token_valid_until", validUntil, "next_refresh", next)
-		}
-		if !r.waitForNext(ctx, next.Sub(r.now())) {
 			return nil
 		}
 	}
 }
 
 // nextAfterSuccess is when to refresh after a success at now: see the
-// function of the same name, applied to the token or its credentials,
-// whichever expires first.
+// function of the same name, applied to the tokens in place or their
+// credentials, whichever expires first.
 func (r *Refresher) nextAfterSuccess(now time.Time) time.Time {
 	return nextAfterSuccess(now, r.state.validUntil(), r.cfg.RefreshInterval, r.cfg.ExpiryMargin)
 }
 
-// waitForNext sleeps for d, or less when a probe reports the token in place
-// rejected: then it returns once RejectedRefreshGap has passed since the last
-// attempt. It reports whether ctx is still live.
-func (r *Refresher) waitForNext(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
+// waitUntil sleeps until t, or less when a probe reports a token in place
+// rejected (the probe has brought that registry's schedule forward). It
+// reports whether ctx is still live.
+func (r *Refresher) waitUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(t.Sub(r.now()))
+	defer timer.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
-		return true
+	case <-timer.C:
 	case <-r.wake:
 	}
-	gap := r.state.lastAttemptAt().Add(r.cfg.RejectedRefreshGap).Sub(r.now())
-	r.log.Warn("the registry rejected the ecr token in place; refreshing now", "wait", max(gap, 0))
-	return sleep(ctx, gap)
+	return true
 }
 
-// ProbeLoop tries the token in place on the registry every ProbeInterval
-// until ctx is done, and wakes Loop when the registry rejects it.
+// ProbeLoop tries each registry's token in place every ProbeInterval until
+// ctx is done; a rejected token brings that registry's refresh forward, at
+// most once per RejectedRefreshGap, and wakes Loop.
 func (r *Refresher) ProbeLoop(ctx context.Context) error {
 	if r.probe == nil || r.cfg.ProbeInterval <= 0 {
 		return nil
@@ -201,38 +298,44 @@ func (r *Refresher) ProbeLoop(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		tok := r.state.current()
-		if tok.Value == "" {
-			continue
-		}
-		err := r.probe.Probe(ctx, tok)
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrTokenRejected):
-			r.state.rejected()
-			if r.state.current().Value != tok.Value {
-				continue // replaced while the probe ran
+		for i, tok := range r.state.tokens() {
+			if tok.Value == "" {
+				continue
 			}
-			select {
-			case r.wake <- struct{}{}:
-			default: // a wake-up is already pending
+			err := r.probe.Probe(ctx, tok)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrTokenRejected):
+				wait, current := r.state.rejected(i, tok.Value, r.now(), r.cfg.RejectedRefreshGap)
+				if !current {
+					continue // replaced while the probe ran
+				}
+				r.log.Warn("the registry rejected the ecr token in place; refreshing now",
+					"registry", tok.Host, "registry_id", r.registries[i].String(), "wait", max(wait, 0))
+				select {
+				case r.wake <- struct{}{}:
+				default: // a wake-up is already pending
+				}
+			case ctx.Err() == nil:
+				// Says nothing about the token; nginx sees the same registry.
+				r.log.Debug("registry probe failed", "registry", tok.Host, "error", err)
 			}
-		case ctx.Err() == nil:
-			// Says nothing about the token; nginx sees the same registry.
-			r.log.Debug("registry probe failed", "error", err)
 		}
 	}
 }
 
-// Once refreshes until one refresh succeeds, retrying with backoff for at most within.
+// Once refreshes until a refresh gives every registry a token, retrying with
+// backoff for at most within. Its error names the registries that failed.
 func (r *Refresher) Once(ctx context.Context, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var last error
 	for attempt := 0; ; attempt++ {
-		tok, err := r.Refresh(ctx)
+		err := r.Refresh(ctx)
 		if err == nil {
-			r.log.Info("ecr token written", "registry", tok.Host, "expires", tok.ExpiresAt)
+			for i, tok := range r.state.tokens() {
+				r.log.Info("ecr token written", "registry", tok.Host, "registry_id", r.registries[i].String(), "expires", tok.ExpiresAt)
+			}
 			return nil
 		}
 		if ctx.Err() != nil && last != nil {

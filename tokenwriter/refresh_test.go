@@ -56,10 +56,11 @@ func TestRefreshWritesTestsAndReloads(t *testing.T) {
 	api := &fakeECR{answers: []fakeAnswer{{data: []types.AuthorizationData{authData(value, testEndpoint, expires)}}}}
 	rl := &fakeReloader{}
 
-	tok, err := NewRefresher(api, rl, cfg, discardLogger()).Refresh(context.Background())
-	if err != nil {
+	r := NewRefresher(api, rl, cfg, discardLogger())
+	if err := r.Refresh(context.Background()); err != nil {
 		t.Fatalf("got error %v; want none", err)
 	}
+	tok := r.state.current()
 	if string(tok.Value) != value || !tok.ExpiresAt.Equal(expires) {
 		t.Errorf("got token of %d chars expiring %s; want %d chars expiring %s", len(tok.Value), tok.ExpiresAt, len(value), expires)
 	}
@@ -94,7 +95,7 @@ func TestRefreshSendsRegistryID(t *testing.T) {
 	cfg.RegistryID = "123456789012"
 	cfg.TokenFileMode = 0o640
 	api := &fakeECR{answers: []fakeAnswer{{data: []types.AuthorizationData{authData(testTokenValue(64, 1), testEndpoint, time.Now().Add(time.Hour))}}}}
-	if _, err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background()); err != nil {
+	if err := NewRefresher(api, nil, cfg, discardLogger()).Refresh(context.Background()); err != nil {
 		t.Fatalf("got error %v; want none", err)
 	}
 	if ids := api.inputs[0].RegistryIds; len(ids) != 1 || ids[0] != "123456789012" {
@@ -141,7 +142,7 @@ func TestRefreshFailureKeepsPreviousInclude(t *testing.T) {
 				rl := &fakeReloader{err: tc.reloadErr}
 				api := &fakeECR{answers: []fakeAnswer{tc.answer}}
 
-				_, err := NewRefresher(api, rl, cfg, discardLogger()).Refresh(context.Background())
+				err := NewRefresher(api, rl, cfg, discardLogger()).Refresh(context.Background())
 				if err == nil {
 					t.Fatal("got no error; want one")
 				}

@@ -71,7 +71,7 @@ func TestRenderProperties(t *testing.T) {
 		if joined.String() != value {
 			t.Errorf("n=%d: chunks join to %d chars; want the %d-char token", n, joined.Len(), len(value))
 		}
-		wantLast := `map "" $ecr_authorization { default "Basic ` + strings.Join(refs, "") + `"; }`
+		wantLast := `map $host $ecr_authorization { default "Basic ` + strings.Join(refs, "") + `"; }`
 		if last := lines[len(lines)-1]; last != wantLast {
 			t.Errorf("n=%d: last line %.80q; want %.80q", n, last, wantLast)
 		}

@@ -69,6 +69,14 @@ func fromConfig(ctx context.Context, cfg Config, logger *slog.Logger) (*Refreshe
 	}
 	r := NewRefresher(ecr.NewFromConfig(awsCfg), reloaderFor(cfg, logger), cfg, logger)
 	r.creds = awsCfg.Credentials
+	// One client per region; the SDK still honours AWS_ENDPOINT_URL_ECR.
+	r.clients = map[string]ecrAPI{}
+	for _, reg := range r.registries {
+		if _, ok := r.clients[reg.Region]; !ok && reg.Region != cfg.region() {
+			region := reg.Region
+			r.clients[region] = ecr.NewFromConfig(awsCfg, func(o *ecr.Options) { o.Region = region })
+		}
+	}
 	return r, nil
 }
 

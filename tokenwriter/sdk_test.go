@@ -119,7 +119,9 @@ func TestRealSDKCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok, err := NewRefresher(client, nil, cfg, discardLogger()).Refresh(ctx)
+			r := NewRefresher(client, nil, cfg, discardLogger())
+			err = r.Refresh(ctx)
+			tok := r.state.current()
 			if err != nil {
 				t.Fatalf("refresh through the SDK: %v", err)
 			}

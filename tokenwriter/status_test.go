@@ -80,7 +80,7 @@ func TestScheduleRespectsCredentialsExpiry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &fakeClock{t: start}
 			r, _ := refresherAt(t, clock, tc.tokenLife, tc.credsLife)
-			if _, err := r.Refresh(context.Background()); err != nil {
+			if err := r.Refresh(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if got := r.state.validUntil().Sub(start); got != tc.wantValid {
@@ -101,7 +101,7 @@ func TestCredentialsErrorFallsBackToTokenExpiry(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	r, _ := refresherAt(t, clock, 12*time.Hour, 0)
 	r.creds = fakeCredentials{err: errors.New("imds unreachable")}
-	if _, err := r.Refresh(context.Background()); err != nil {
+	if err := r.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := r.state.validUntil(), clock.now().Add(12*time.Hour); !got.Equal(want) {
@@ -136,7 +136,7 @@ func TestReadyz(t *testing.T) {
 			r, _ := refresherAt(t, clock, tc.tokenLife, tc.credsLife)
 			r.cfg.ReadyMargin = 30 * time.Minute
 			if tc.tokenLife > 0 {
-				if _, err := r.Refresh(context.Background()); err != nil {
+				if err := r.Refresh(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -162,22 +162,22 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newServer(r, reg)
-	if _, err := r.Refresh(context.Background()); err != nil {
+	if err := r.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	api.answer = func() fakeAnswer { return fakeAnswer{err: errors.New("ThrottlingException")} }
 	for range 2 {
-		if _, err := r.Refresh(context.Background()); err == nil {
+		if err := r.Refresh(context.Background()); err == nil {
 			t.Fatal("got no error from a failing ECR; want one")
 		}
 	}
 	_, body := get(t, srv, "/metrics")
 	for _, want := range []string{
-		"tokenwriter_token_expiry_timestamp_seconds 1.8000432e+09",
-		"tokenwriter_credentials_expiry_timestamp_seconds 1.8000072e+09",
-		"tokenwriter_last_success_timestamp_seconds 1.8e+09",
-		"tokenwriter_refresh_failures_total 2",
-		"tokenwriter_token_rejections_total 0",
+		`tokenwriter_token_expiry_timestamp_seconds{registry="default"} 1.8000432e+09`,
+		`tokenwriter_credentials_expiry_timestamp_seconds{registry="default"} 1.8000072e+09`,
+		`tokenwriter_last_success_timestamp_seconds{registry="default"} 1.8e+09`,
+		`tokenwriter_refresh_failures_total{registry="default"} 2`,
+		`tokenwriter_token_rejections_total{registry="default"} 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, body)

@@ -47,12 +47,16 @@ type Token struct {
 	Port string
 	// ExpiresAt is when ECR stops accepting Value.
 	ExpiresAt time.Time
+	// RegistryID is the registry's account id: the one asked for, or the one
+	// the proxyEndpoint names; empty when neither says. Region is the region
+	// of the ECR API that minted the token.
+	RegistryID string
+	Region     string
 }
 
-// tokenFrom picks and checks the authorizationData entry to use. registryID and
-// pinnedHost are ECR_REGISTRY_ID and ECR_REGISTRY_HOST, either may be empty.
-func tokenFrom(data []types.AuthorizationData, registryID, pinnedHost string, now time.Time) (Token, error) {
-	d, err := pickEntry(data, registryID)
+// tokenFrom picks and checks the authorizationData entry for reg.
+func tokenFrom(data []types.AuthorizationData, reg Registry, now time.Time) (Token, error) {
+	d, err := pickEntry(data, reg.AccountID)
 	if err != nil {
 		return Token{}, err
 	}
@@ -70,12 +74,16 @@ func tokenFrom(data []types.AuthorizationData, registryID, pinnedHost string, no
 	if err != nil {
 		return Token{}, err
 	}
-	if pinnedHost != "" {
-		if host, port, err = parseHostPort(pinnedHost); err != nil {
-			return Token{}, fmt.Errorf("ECR_REGISTRY_HOST: %w", err)
+	id := reg.AccountID
+	if m := ecrHostPattern.FindStringSubmatch(host); m != nil && id == "" {
+		id = m[1]
+	}
+	if reg.Endpoint != "" {
+		if host, port, err = parseHostPort(reg.Endpoint); err != nil {
+			return Token{}, fmt.Errorf("registry endpoint: %w", err)
 		}
 	}
-	return Token{Value: Secret(value), Host: host, Port: port, ExpiresAt: *d.ExpiresAt}, nil
+	return Token{Value: Secret(value), Host: host, Port: port, ExpiresAt: *d.ExpiresAt, RegistryID: id, Region: reg.Region}, nil
 }
 
 func pickEntry(data []types.AuthorizationData, registryID string) (types.AuthorizationData, error) {
@@ -95,7 +103,7 @@ func pickEntry(data []types.AuthorizationData, registryID string) (types.Authori
 		}
 	}
 	if len(found) != 1 {
-		return types.AuthorizationData{}, fmt.Errorf("%w: %d of %d authorizationData entries match ECR_REGISTRY_ID %s", ErrInvalidToken, len(found), len(data), registryID)
+		return types.AuthorizationData{}, fmt.Errorf("%w: %d of %d authorizationData entries match registry id %s", ErrInvalidToken, len(found), len(data), registryID)
 	}
 	return found[0], nil
 }

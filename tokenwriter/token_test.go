@@ -67,12 +67,12 @@ func TestTokenFrom(t *testing.T) {
 		{name: "endpoint host with quote", data: []types.AuthorizationData{authData(good, `https://h"x.example`, later)}, wantErr: "proxyEndpoint"},
 		{name: "endpoint host with semicolon", data: []types.AuthorizationData{authData(good, `https://h;x.example`, later)}, wantErr: "proxyEndpoint"},
 		{name: "endpoint bad port", data: []types.AuthorizationData{authData(good, "https://h.example:99999", later)}, wantErr: "proxyEndpoint"},
-		{name: "pinned host bad", data: []types.AuthorizationData{authData(good, ep, later)}, pinned: "a b", wantErr: "ECR_REGISTRY_HOST"},
+		{name: "pinned host bad", data: []types.AuthorizationData{authData(good, ep, later)}, pinned: "a b", wantErr: "registry endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tok, err := tokenFrom(tc.data, tc.registryID, tc.pinned, now)
+			tok, err := tokenFrom(tc.data, Registry{AccountID: tc.registryID, Endpoint: tc.pinned}, now)
 			if tc.wantErr != "" {
-				if !errors.Is(err, ErrInvalidToken) && !strings.Contains(tc.wantErr, "ECR_REGISTRY_HOST") {
+				if !errors.Is(err, ErrInvalidToken) && !strings.Contains(tc.wantErr, "registry endpoint") {
 					t.Errorf("got error %v; want one wrapping ErrInvalidToken", err)
 				}
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -116,16 +116,16 @@ func FuzzTokenFrom(f *testing.F) {
 	f.Add("QVdTOnA=", "https://h.example:0443/")
 	now := time.Unix(1e9, 0)
 	f.Fuzz(func(t *testing.T, token, endpoint string) {
-		tok, err := tokenFrom([]types.AuthorizationData{authData(token, endpoint, now.Add(time.Hour))}, "", "", now)
+		tok, err := tokenFrom([]types.AuthorizationData{authData(token, endpoint, now.Add(time.Hour))}, Registry{}, now)
 		if err != nil {
 			return
 		}
 		out := string(Render(tok))
 		chunks := 1 + (len(token)-1)/chunkSize
-		if got, want := strings.Count(out, "\n"), 7+chunks; got != want {
+		if got, want := strings.Count(out, "\n"), 10+chunks; got != want {
 			t.Fatalf("include has %d lines; want %d:\n%s", got, want, out)
 		}
-		if got, want := strings.Count(out, `"`), 4*(chunks+2); got != want {
+		if got, want := strings.Count(out, `"`), 4*chunks+10; got != want {
 			t.Fatalf("include has %d quotes; want %d:\n%s", got, want, out)
 		}
 		if strings.ContainsAny(tok.Host+tok.Port, "\"';{}$ \t\r\n\\#") {

@@ -89,16 +89,19 @@ func TestTokenwriterEndpoints(t *testing.T) {
 		}
 	}
 	_, body := get("/metrics")
-	var expiry float64
+	var expiry float64 // the earliest among the registries (label registry="...")
 	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, "tokenwriter_token_expiry_timestamp_seconds "); ok {
-			expiry, _ = strconv.ParseFloat(v, 64)
+		if rest, ok := strings.CutPrefix(line, "tokenwriter_token_expiry_timestamp_seconds{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			if f, _ := strconv.ParseFloat(v, 64); expiry == 0 || f < expiry {
+				expiry = f
+			}
 		}
 	}
 	if left := time.Until(time.Unix(int64(expiry), 0)); left < 11*time.Hour {
 		t.Errorf("token expiry metric says %s left; want about 12h (the emulator's TTL)", left)
 	}
-	for _, want := range []string{"tokenwriter_last_success_timestamp_seconds ", "tokenwriter_refresh_failures_total ", "tokenwriter_token_rejections_total "} {
+	for _, want := range []string{"tokenwriter_last_success_timestamp_seconds{", "tokenwriter_refresh_failures_total{", "tokenwriter_token_rejections_total{"} {
 		if !strings.Contains(body, "\n"+want) {
 			t.Errorf("metrics lack %s", want)
 		}

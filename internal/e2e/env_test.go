@@ -25,8 +25,10 @@ type env struct {
 	dir      string
 	ldap     *slapd.Server
 	registry *ecremu.Registry
-	emu      *ecremu.Emulator
-	ca       *testpki.CA
+	// registryB backs account B, the second registry the gateway fronts (registries_test.go).
+	registryB *ecremu.Registry
+	emu       *ecremu.Emulator
+	ca        *testpki.CA
 
 	httpAddr, httpsAddr string
 	tokenwriterAddr     string // tokenwriter's /healthz, /readyz, /metrics
@@ -120,6 +122,9 @@ func (e *env) start() error {
 	if e.registry, err = ecremu.StartRegistry(ctx, mkdir(e.dir, "registry")); err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
+	if e.registryB, err = ecremu.StartRegistry(ctx, mkdir(e.dir, "registry-b")); err != nil {
+		return fmt.Errorf("registry b: %w", err)
+	}
 	if e.ca, err = testpki.NewCA("aws-ecr-ldap e2e"); err != nil {
 		return err
 	}
@@ -128,7 +133,8 @@ func (e *env) start() error {
 		AccessKeyID:     awsAccessKey,
 		SecretAccessKey: awsSecretKey,
 		Region:          awsRegion,
-		AccountID:       "123456789012",
+		AccountID:       accountA,
+		Accounts:        []ecremu.Account{{ID: accountB, Backend: e.registryB.URL()}},
 		CA:              e.ca,
 	})
 	if err != nil {
@@ -138,6 +144,13 @@ func (e *env) start() error {
 		if err := e.emu.CreateRepository(r); err != nil {
 			return err
 		}
+	}
+	// The gateway creates missing repositories on push (AUTH_CREATE_REPOSITORIES);
+	// IAM refuses this one, so it stays missing and a push there still ends
+	// in ECR's NAME_UNKNOWN (G8).
+	e.emu.DenyCreateRepository(missingRepo)
+	if err := e.emu.Account(accountB).CreateRepository(repoName); err != nil {
+		return err
 	}
 	caFile := filepath.Join(e.dir, "ca.pem")
 	if err := e.ca.WriteCACert(caFile); err != nil {
@@ -181,6 +194,7 @@ func (e *env) start() error {
 		"LDAP_GROUP_BASE="+slapd.GroupsDN,
 		"AUTH_POLICY_FILE="+policyFile,
 		"AUTH_POLICY_POLL=200ms",
+		"AUTH_CREATE_REPOSITORIES=true",
 		"LDAP_DIAL_TIMEOUT=2s",
 		"LDAP_TIMEOUT=5s",
 		"AUTH_REALM=e2e registry",
@@ -193,6 +207,7 @@ func (e *env) start() error {
 		"TOKEN_RETRY_MIN=200ms",
 		"TOKEN_RETRY_MAX=1s",
 		"TOKENWRITER_LISTEN_ADDR="+e.tokenwriterAddr,
+		"ECR_REGISTRIES="+e2eRegistries,
 		"TOKEN_PROBE_INTERVAL=500ms",
 		"TOKEN_REJECTED_REFRESH_GAP=1s",
 	)
@@ -265,6 +280,9 @@ func (e *env) close() {
 	}
 	if e.registry != nil {
 		_ = e.registry.Stop()
+	}
+	if e.registryB != nil {
+		_ = e.registryB.Stop()
 	}
 	if e.ldap != nil {
 		_ = e.ldap.Stop()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,7 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, op string) 
 	if apiErr := e.verifier.verify(r.Context(), r, body); apiErr != nil {
 		return apiErr
 	}
+	e.countAPICall(op)
 	var resp any
 	switch op {
 	case "GetAuthorizationToken":
@@ -116,7 +118,7 @@ func (e *Emulator) getAuthorizationToken(body []byte) (any, error) {
 		}
 	}
 
-	size, failure := e.countTokenCall()
+	size, failure := e.countTokenCall(in.RegistryIDs)
 	if failure != nil {
 		return nil, failure
 	}
@@ -125,33 +127,44 @@ func (e *Emulator) getAuthorizationToken(body []byte) (any, error) {
 		return nil, err
 	}
 	expires := e.now().Add(e.cfg.TokenTTL)
-	e.tokens.add(password, expires)
+	minted := in.RegistryIDs
+	if len(minted) == 0 {
+		minted = []string{e.cfg.AccountID} // the caller's own registry
+	}
+	e.tokens.addFor(password, expires, minted)
 	e.log.Info("issued token", slog.Int("size", size), slog.Time("expires", expires))
 
-	data := authorizationData{
-		AuthorizationToken: token,
-		ExpiresAt:          epochSeconds(expires),
-		ProxyEndpoint:      "https://" + e.registryHost,
-	}
 	out := struct {
 		AuthorizationData []authorizationData `json:"authorizationData"`
 	}{}
-	// ECR answers once per requested registry; the token is valid for all.
-	for range max(1, len(in.RegistryIDs)) {
-		out.AuthorizationData = append(out.AuthorizationData, data)
+	// ECR answers once per requested registry, each with that registry's
+	// endpoint; the token is valid for all.
+	for _, id := range minted {
+		out.AuthorizationData = append(out.AuthorizationData, authorizationData{
+			AuthorizationToken: token,
+			ExpiresAt:          epochSeconds(expires),
+			ProxyEndpoint:      "https://" + e.registryHostFor(id),
+		})
 	}
 	return out, nil
 }
 
 // countTokenCall counts a GetAuthorizationToken call and returns the token
 // size to use, or the injected failure this call must answer with.
-func (e *Emulator) countTokenCall() (size int, failure *apiError) {
+func (e *Emulator) countTokenCall(ids []string) (size int, failure *apiError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.tokenCalls++
+	call := TokenCall{RegistryIDs: slices.Clone(ids)}
+	defer func() { e.accounts.calls = append(e.accounts.calls, call) }()
 	if e.failLeft > 0 {
 		e.failLeft--
+		call.Failed = true
 		return 0, e.failKind.apiError()
+	}
+	if f := e.accountFailure(ids); f != nil {
+		call.Failed = true
+		return 0, f
 	}
 	return e.tokenSize, nil
 }
@@ -190,6 +203,9 @@ func (e *Emulator) createRepositoryOp(body []byte) (any, error) {
 	}
 	if err := decodeInput(body, &in); err != nil {
 		return nil, err
+	}
+	if apiErr := e.refuseCreate(in.RepositoryName); apiErr != nil {
+		return nil, apiErr
 	}
 	created, err := e.repos.create(in.RepositoryName, e.now())
 	switch {

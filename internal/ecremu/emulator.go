@@ -72,6 +72,10 @@ type Config struct {
 	RegistryAddr string
 	S3Addr       string
 
+	// Accounts are more registries, each with its own front, behind the same
+	// API and credentials; see Account.
+	Accounts []Account
+
 	CA     *testpki.CA // signs the front's certificate; nil makes one
 	Logger *slog.Logger
 	Now    func() time.Time // clock; nil is time.Now
@@ -140,6 +144,7 @@ func (c Config) Validate() error {
 	if err := CheckCertHosts(c.CertHosts); err != nil {
 		errs = append(errs, fmt.Errorf("CertHosts: %w", err))
 	}
+	errs = append(errs, c.validateAccounts()...)
 	return errors.Join(errs...)
 }
 
@@ -157,6 +162,7 @@ type Emulator struct {
 	repos         *repoSet
 	s3            *blobSigner
 	faults        faults
+	apiFaults     apiFaults
 
 	apiURL       string
 	registryHost string
@@ -169,6 +175,7 @@ type Emulator struct {
 	tokenCalls int
 	failLeft   int
 	failKind   FailKind
+	accounts   accountState // Config.Accounts; guarded by mu after Start
 }
 
 // Start starts the three listeners, by default on free loopback ports. ctx
@@ -243,6 +250,11 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		tokenSize:    cfg.TokenSize,
 	}
 	e.proxy = e.newProxy()
+	if err := e.startAccounts(ctx); err != nil {
+		closeAll()
+		e.Close()
+		return nil, err
+	}
 
 	e.serve(apiLn, http.HandlerFunc(e.serveAPI))
 	e.serve(tls.NewListener(frontLn, serverTLS), http.HandlerFunc(e.serveFront))
@@ -281,6 +293,9 @@ func (e *Emulator) Close() error {
 	}
 	e.serving.Wait()
 	e.backendClient.CloseIdleConnections()
+	for _, a := range e.accounts.order {
+		a.backendClient.CloseIdleConnections()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ecremu: close: %w", err)
 	}
@@ -352,9 +367,17 @@ func (e *Emulator) RevokeTokens() { e.tokens.revokeAll() }
 // Expired or revoked tokens are refused too but are not recorded here.
 func (e *Emulator) ForeignAuthorizations() []string { return e.tokens.foreignValues() }
 
-// S3Requests counts requests to the "S3" listener, and those among them that
-// carried an Authorization header (and were refused).
-func (e *Emulator) S3Requests() (total, withAuthorization int) { return e.s3.counts() }
+// S3Requests counts requests to the "S3" listener (and to those of
+// Config.Accounts), and those among them that carried an Authorization
+// header (and were refused).
+func (e *Emulator) S3Requests() (total, withAuthorization int) {
+	total, withAuthorization = e.s3.counts()
+	for _, a := range e.accounts.order {
+		t, w := a.s3.counts()
+		total, withAuthorization = total+t, withAuthorization+w
+	}
+	return total, withAuthorization
+}
 
 // CreateRepository creates a repository as the CreateRepository API does.
 func (e *Emulator) CreateRepository(name string) error {

@@ -42,6 +42,7 @@ func (e *Emulator) serveFront(w http.ResponseWriter, r *http.Request) {
 		writeRegistryJSON(w, http.StatusForbidden, registryError("DENIED", deniedMessage))
 		return
 	}
+	e.tokens.noteAccount(r, e.cfg.AccountID)
 
 	if e.injectFault(w, r) {
 		return

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -59,26 +60,48 @@ const (
 )
 
 type issuedToken struct {
-	expires time.Time
-	revoked bool
+	expires  time.Time
+	revoked  bool
+	accounts []string // the registries the call that minted it named
 }
 
 // tokenStore remembers every token issued, keyed by a hash of its password
 // so the map holds no secret, and every foreign Authorization value seen.
 type tokenStore struct {
-	mu      sync.Mutex
-	issued  map[[sha256.Size]byte]issuedToken
-	foreign []string
+	mu           sync.Mutex
+	issued       map[[sha256.Size]byte]issuedToken
+	foreign      []string
+	crossAccount int // valid tokens used on a front of an account they were not minted for
 }
 
 func newTokenStore() *tokenStore {
 	return &tokenStore{issued: make(map[[sha256.Size]byte]issuedToken)}
 }
 
-func (s *tokenStore) add(password string, expires time.Time) {
+func (s *tokenStore) add(password string, expires time.Time) { s.addFor(password, expires, nil) }
+
+// addFor records a token minted by a call that named accounts.
+func (s *tokenStore) addFor(password string, expires time.Time, accounts []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.issued[sha256.Sum256([]byte(password))] = issuedToken{expires: expires}
+	s.issued[sha256.Sum256([]byte(password))] = issuedToken{expires: expires, accounts: accounts}
+}
+
+// noteAccount counts r's token, already found valid, when it was minted for
+// other accounts than account.
+func (s *tokenStore) noteAccount(r *http.Request, account string) {
+	_, password, _ := r.BasicAuth()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.issued[sha256.Sum256([]byte(password))]; ok && t.accounts != nil && !slices.Contains(t.accounts, account) {
+		s.crossAccount++
+	}
+}
+
+func (s *tokenStore) crossAccountUses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crossAccount
 }
 
 func (s *tokenStore) revokeAll() {

@@ -76,9 +76,12 @@ func (l layout) prepare(c Config, v nginxVersion) error {
 
 const generatedHeader = "# Written by the gateway runner (make run) at every start; edit nginx.conf instead.\n"
 
-// keepaliveMinTimeout is nginx.conf's keepalive_timeout: a reload then closes
-// no idle client connection sooner than it would have closed anyway.
-const keepaliveMinTimeout = "65s"
+// keepaliveMinTimeout is how long an old worker keeps an idle client
+// connection after a reload. It covers the gaps between one client's
+// requests (a push's HEAD, POST, PATCH, PUT follow each other within
+// milliseconds), and bounds how long a graceful stop (docker stop, Ctrl-C)
+// waits for idle connections.
+const keepaliveMinTimeout = "10s"
 
 func renderHTTPConf(c Config, l layout, v nginxVersion) (string, error) {
 	auth, err := authUpstream(c.AuthListenAddr)

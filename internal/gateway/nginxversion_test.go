@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,21 +68,4 @@ func TestHTTPConfKeepaliveMinTimeout(t *testing.T) {
 			t.Errorf("nginx %v: keepalive_min_timeout written %v; want %v", tc.v, got, tc.want)
 		}
 	}
-}
-
-// The keepalive_min_timeout value stays what nginx.conf's keepalive_timeout is.
-func TestKeepaliveMinTimeoutMatchesNginxConf(t *testing.T) {
-	conf := readFile(t, filepath.Join("..", "..", "nginx", "nginx.conf"))
-	if !strings.Contains(conf, "\n    keepalive_timeout "+keepaliveMinTimeout+";\n") {
-		t.Errorf("nginx.conf's keepalive_timeout is not %s; change keepaliveMinTimeout with it", keepaliveMinTimeout)
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
