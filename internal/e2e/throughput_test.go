@@ -50,8 +50,15 @@ func TestThroughputVersusDirect(t *testing.T) {
 		{"gateway TLS", tls(e.httpsAddr), "team-a/throughput-tls", gatewayAuth},
 		{"gateway plain HTTP", e.httpAddr, "team-a/throughput-http", gatewayAuth},
 	}
-	type result struct{ push, pull time.Duration }
+	type result struct {
+		push, pull time.Duration
+		nginxCPU   float64 // nginx's CPU seconds for the push and the pull
+	}
 	results := map[string]result{}
+	pinned := os.Getenv("E2E_THROUGHPUT_PIN") == "1"
+	if pinned {
+		defer pinApart(t)()
+	}
 	s := startProcSampler(t)
 	for _, tg := range targets {
 		if err := e.emu.CreateRepository(tg.repo); err != nil && !errors.Is(err, ecremu.ErrRepositoryExists) {
@@ -67,6 +74,7 @@ func TestThroughputVersusDirect(t *testing.T) {
 			t.Fatal(err)
 		}
 		opts := []remote.Option{remote.WithAuth(auth), remote.WithTransport(e.client.Transport)}
+		cpu := nginxCPUSeconds(t)
 		start := time.Now()
 		if err := remote.Write(ref, img, opts...); err != nil {
 			t.Fatalf("%s: push: %v", tg.name, err)
@@ -74,18 +82,22 @@ func TestThroughputVersusDirect(t *testing.T) {
 		push := time.Since(start)
 		start = time.Now()
 		pullLayer(t, ref, layer.digest, opts)
-		results[tg.name] = result{push: push, pull: time.Since(start)}
+		results[tg.name] = result{push: push, pull: time.Since(start), nginxCPU: nginxCPUSeconds(t) - cpu}
 	}
 	m := s.stop()
 
 	var report strings.Builder
 	direct := results[targets[0].name]
-	fmt.Fprintf(&report, "%d MiB image, one layer\n", sizeMB)
+	fmt.Fprintf(&report, "%d MiB image, one layer", sizeMB)
+	if pinned {
+		report.WriteString("; nginx pinned to CPU 1, everything else to CPU 0")
+	}
+	report.WriteString("\n")
 	for _, tg := range targets {
 		r := results[tg.name]
-		fmt.Fprintf(&report, "%-20s push %7.1f MB/s (%s, %.2f of direct)  pull %7.1f MB/s (%s, %.2f of direct)\n", tg.name,
+		fmt.Fprintf(&report, "%-20s push %7.1f MB/s (%s, %.2f of direct)  pull %7.1f MB/s (%s, %.2f of direct)  nginx CPU %.2f s\n", tg.name,
 			mbps(layer.size, r.push), r.push.Round(time.Millisecond), direct.push.Seconds()/r.push.Seconds(),
-			mbps(layer.size, r.pull), r.pull.Round(time.Millisecond), direct.pull.Seconds()/r.pull.Seconds())
+			mbps(layer.size, r.pull), r.pull.Round(time.Millisecond), direct.pull.Seconds()/r.pull.Seconds(), r.nginxCPU)
 	}
 	fmt.Fprintf(&report, "%s\n", m)
 	t.Log("\n" + report.String())

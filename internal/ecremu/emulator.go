@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -163,6 +164,8 @@ type Emulator struct {
 	s3            *blobSigner
 	faults        faults
 	apiFaults     apiFaults
+	uploads       uploadParts // ECR's chunk minimum (uploads.go)
+	blobsDirect   atomic.Bool // ServeBlobsDirectly
 
 	apiURL       string
 	registryHost string

@@ -56,7 +56,11 @@ func (e *Emulator) serveFront(w http.ResponseWriter, r *http.Request) {
 			writeRegistryJSON(w, http.StatusNotFound, registryError("NAME_UNKNOWN", e.nameUnknownMessage(p.name)))
 			return
 		}
-		if p.kind == kindBlob && r.Method == http.MethodGet && e.redirectBlob(w, r, p) {
+		if p.kind == kindBlob && r.Method == http.MethodGet && !e.blobsDirect.Load() && e.redirectBlob(w, r, p) {
+			return
+		}
+		if p.kind == kindUpload && p.reference != "" {
+			e.serveUpload(w, r, p.reference) // uploads.go: ECR's chunk minimum
 			return
 		}
 	}
@@ -137,6 +141,7 @@ func (e *Emulator) newProxy() *httputil.ReverseProxy {
 		Transport:     e.backendClient.Transport,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
+			e.uploadAnswered(resp) // uploads.go
 			if loc := resp.Header.Get("Location"); loc != "" {
 				resp.Header.Set("Location", e.frontLocation(loc))
 			}
