@@ -1,10 +1,7 @@
 package tokenwriter
 
 import (
-	"bytes"
 	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,20 +21,7 @@ func TestRenderGolden(t *testing.T) {
 		{"pinned_port", Token{Value: Secret(testTokenValue(64, 3)), Host: "127.0.0.1", Port: "5443", ExpiresAt: expires.In(time.FixedZone("CET", 3600))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Render(tc.tok)
-			golden := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("Render differs from %s:\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			checkGolden(t, tc.name, Render(tc.tok))
 		})
 	}
 }
