@@ -127,6 +127,7 @@ func describe(out io.Writer, cfg Config, client *ldapauth.Client) {
 	line("CA file", cfg.Directory.CAFile)
 	line("timeouts", fmt.Sprintf("dial %s, whole request %s; a failed server is skipped for %s, doubling to 1m",
 		st.DialTimeout, st.Timeout, st.Backoff))
+	line("create on push", describeCreate(cfg.Repositories))
 	for _, w := range st.Warnings {
 		fmt.Fprintf(out, "WARNING: %s\n", w)
 	}
@@ -266,4 +267,24 @@ func ruleTitle(r *policy.Rule) string {
 		return r.Label
 	}
 	return fmt.Sprintf("rule %d %q", r.Index, r.Name)
+}
+
+// describeCreate says what AUTH_CREATE_REPOSITORIES does with these settings.
+func describeCreate(rc RepositoryConfig) string {
+	if !rc.Create {
+		return "off (AUTH_CREATE_REPOSITORIES)"
+	}
+	var parts []string
+	if region := rc.DefaultRegion(); region != "" {
+		parts = append(parts, "region "+region+" unless nginx names one")
+	} else {
+		parts = append(parts, "region from the AWS profile or EC2 metadata")
+	}
+	if rc.TagMutability != "" {
+		parts = append(parts, "tags "+rc.TagMutability)
+	}
+	if rc.ScanOnPush != nil {
+		parts = append(parts, fmt.Sprintf("scan on push %v", *rc.ScanOnPush))
+	}
+	return "on: " + strings.Join(parts, ", ")
 }

@@ -45,7 +45,12 @@ func TestCheck(t *testing.T) {
 		{"servers only", nil, CheckOptions{}, false,
 			[]string{"configuration: ok", "server " + srv.URL(), "ok (no TLS, service account bound", "result: ok",
 				"login attribute:  uid\n", "user filter:      (objectClass=inetOrgPerson)\n", "member attribute: member\n",
-				"TLS:              none (clear text)", "WARNING: ldap:// without StartTLS"}, []string{"LDAP_CA_FILE"}},
+				"TLS:              none (clear text)", "WARNING: ldap:// without StartTLS",
+				"create on push:   off (AUTH_CREATE_REPOSITORIES)"}, []string{"LDAP_CA_FILE"}},
+		{"create on push", func(c *Config) {
+			c.Repositories.Create, c.Repositories.AWSRegion, c.Repositories.TagMutability = true, "eu-west-1", "IMMUTABLE"
+		}, CheckOptions{}, false,
+			[]string{"create on push:   on: region eu-west-1 unless nginx names one, tags IMMUTABLE\n"}, nil},
 		{"okta preset, explicit member attribute wins", func(c *Config) {
 			c.Directory.Preset, c.LDAPGroupMemberAttribute = "okta", "member"
 		}, CheckOptions{Username: "alice"}, false,
