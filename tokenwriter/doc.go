@@ -104,8 +104,9 @@
 // # Health and metrics
 //
 // With TOKENWRITER_LISTEN_ADDR set, tokenwriter serves /healthz (always 200),
-// /readyz (503 while a registry has no token or its token in place has less
-// than TOKEN_READY_MARGIN left; one line per registry in multi-registry mode)
+// /readyz (503 while a registry has no token, its token in place has less
+// than TOKEN_READY_MARGIN left, or the last probe found it rejected; one line
+// per registry in multi-registry mode)
 // and /metrics, each with a registry label ("<account>/<region>", "default"
 // in single mode without ECR_REGISTRY_ID): tokenwriter_token_expiry_timestamp_seconds,
 // tokenwriter_credentials_expiry_timestamp_seconds,

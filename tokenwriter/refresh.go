@@ -305,6 +305,7 @@ func (r *Refresher) ProbeLoop(ctx context.Context) error {
 			err := r.probe.Probe(ctx, tok)
 			switch {
 			case err == nil:
+				r.state.accepted(i, tok.Value)
 			case errors.Is(err, ErrTokenRejected):
 				wait, current := r.state.rejected(i, tok.Value, r.now(), r.cfg.RejectedRefreshGap)
 				if !current {

@@ -19,8 +19,8 @@ const (
 )
 
 // server answers /healthz (the process runs), /readyz (every registry's token
-// in place has at least TOKEN_READY_MARGIN left; the body says which does not)
-// and /metrics.
+// in place has at least TOKEN_READY_MARGIN left and was not rejected by the
+// registry's last probe; the body says which does not) and /metrics.
 type server struct {
 	r   *Refresher
 	mux *http.ServeMux
@@ -51,6 +51,9 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 		switch {
 		case until.IsZero():
 			ready, line = false, "no ecr token yet"
+		case snap.rejected:
+			// Clients get ECR's refusals until the refresh this started lands.
+			ready, line = false, "the registry rejected the ecr token in place; refreshing"
 		case left < s.r.cfg.ReadyMargin:
 			ready = false
 			line = fmt.Sprintf("ecr token valid until %s: %s left, less than TOKEN_READY_MARGIN %s",

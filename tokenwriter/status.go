@@ -23,6 +23,7 @@ type registryStatus struct {
 	failures     int       // refreshes that failed, ever
 	failing      int       // refreshes that failed since the last success
 	rejections   int       // probes that found the token in place rejected, ever
+	rejected     Secret    // the token value the last probe found rejected; "" after an accepted probe
 }
 
 func newStatus(registries []Registry) *status {
@@ -69,6 +70,7 @@ func (s *status) rejected(i int, value Secret, now time.Time, gap time.Duration)
 	if r.token.Value != value {
 		return 0, false
 	}
+	r.rejected = value
 	at := r.lastAttempt.Add(gap)
 	if at.Before(now) {
 		at = now
@@ -77,6 +79,15 @@ func (s *status) rejected(i int, value Secret, now time.Time, gap time.Duration)
 		r.next = at
 	}
 	return max(r.next.Sub(now), 0), true
+}
+
+// accepted records that the registry took registry i's token value.
+func (s *status) accepted(i int, value Secret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.regs[i].rejected == value {
+		s.regs[i].rejected = ""
+	}
 }
 
 func (s *status) setNext(i int, next time.Time) {
@@ -165,6 +176,8 @@ type snapshot struct {
 	name                                    string
 	tokenExpires, credsExpires, lastSuccess time.Time
 	failures, rejections                    int
+	// rejected: the last probe of the token in place found it rejected.
+	rejected bool
 }
 
 func (s *status) snapshots() []snapshot {
@@ -172,7 +185,8 @@ func (s *status) snapshots() []snapshot {
 	defer s.mu.Unlock()
 	out := make([]snapshot, len(s.regs))
 	for i, r := range s.regs {
-		out[i] = snapshot{r.name, r.token.ExpiresAt, r.credsExpires, r.lastSuccess, r.failures, r.rejections}
+		out[i] = snapshot{r.name, r.token.ExpiresAt, r.credsExpires, r.lastSuccess, r.failures, r.rejections,
+			r.rejected != "" && r.rejected == r.token.Value}
 	}
 	return out
 }

@@ -315,3 +315,36 @@ func TestRegistryProber(t *testing.T) {
 		t.Errorf("got %v for a missing CA file; want an error naming ECR_CA_FILE", err)
 	}
 }
+
+// A token the registry rejected makes /readyz fail until a probe accepts it
+// again or a new token replaces it: clients get ECR's refusals meanwhile.
+func TestReadyzAfterRejection(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	r, api := refresherAt(t, clock, 12*time.Hour, 0)
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(r, prometheus.NewRegistry())
+	first := r.state.tokens()[0].Value
+	r.state.rejected(0, first, clock.now(), time.Second)
+	if code, body := get(t, srv, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "rejected") {
+		t.Errorf("after a rejection: got %d %q; want 503 naming the rejection", code, body)
+	}
+	r.state.accepted(0, first)
+	if code, body := get(t, srv, "/readyz"); code != http.StatusOK {
+		t.Errorf("after the registry accepted it again: got %d %q; want 200", code, body)
+	}
+	r.state.rejected(0, first, clock.now(), time.Second)
+	api.answer = func() fakeAnswer {
+		return fakeAnswer{data: []types.AuthorizationData{authData(testTokenValue(64, 2), testEndpoint, clock.now().Add(12*time.Hour))}}
+	}
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.state.tokens()[0].Value == first {
+		t.Fatal("the refresh kept the same token value; the test needs a new one")
+	}
+	if code, body := get(t, srv, "/readyz"); code != http.StatusOK {
+		t.Errorf("after a new token replaced the rejected one: got %d %q; want 200", code, body)
+	}
+}

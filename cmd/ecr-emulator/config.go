@@ -28,10 +28,11 @@ type Config struct {
 	SecretKey    secret        `envconfig:"SECRET_KEY" default:"demo-secret"`    // its secret
 	Region       string        `envconfig:"REGION" default:"us-east-1"`          // SigV4 region
 	Account      string        `envconfig:"ACCOUNT" default:"123456789012"`      // registry id
+	Accounts     []string      `envconfig:"ACCOUNTS"`                            // more registry ids: id or id=registryAddr
 	TokenSize    int           `envconfig:"TOKEN_SIZE" default:"6400"`           // base64 token length
 	TokenTTL     time.Duration `envconfig:"TOKEN_TTL" default:"12h"`             // token lifetime
 	CAOut        string        `envconfig:"CA_OUT"`                              // write the front's CA certificate here
-	Repos        []string      `envconfig:"REPOS"`                               // repositories to create at start
+	Repos        []string      `envconfig:"REPOS"`                               // repositories to create at start: [account:]name
 	CreateOnPush bool          `envconfig:"CREATE_ON_PUSH" default:"false"`      // create repositories on first push
 	S3Host       string        `envconfig:"S3_HOST" default:"localhost"`         // host[:port] in blob redirects
 	RegistryHost string        `envconfig:"REGISTRY_HOST" default:"localhost"`   // host[:port] in proxyEndpoint
@@ -89,11 +90,14 @@ func loadConfig(args []string, usage io.Writer) (Config, error) {
 	fs.Var(&c.SecretKey, "secret-key", "its secret access key (env "+envPrefix+"_SECRET_KEY; default demo-secret)")
 	fs.StringVar(&c.Region, "region", c.Region, "SigV4 region (env "+envPrefix+"_REGION)")
 	fs.StringVar(&c.Account, "account", c.Account, "12-digit account / registry id (env "+envPrefix+"_ACCOUNT)")
+	fs.Var(&listFlag{list: &c.Accounts}, "accounts", "more 12-digit accounts, each with its own registry front and S3 on free loopback ports "+
+		"and its own docker-registry in <dir>/registry-<account> (with -backend, all share that one); id=host:port pins the "+
+		"front's listen address; repeatable or comma-separated (env "+envPrefix+"_ACCOUNTS)")
 	fs.IntVar(&c.TokenSize, "token-size", c.TokenSize, "length of the base64 authorization token (env "+envPrefix+"_TOKEN_SIZE)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "token lifetime (env "+envPrefix+"_TOKEN_TTL)")
 	fs.StringVar(&c.CAOut, "ca-out", c.CAOut, "write the registry front's CA certificate (PEM) to this path once every listener is up; "+
 		"a file left there is removed at start (env "+envPrefix+"_CA_OUT)")
-	fs.Func("repos", "comma-separated repositories to create (env "+envPrefix+"_REPOS)", func(v string) error {
+	fs.Func("repos", "comma-separated repositories to create, <account>:<name> in another account than -account's (env "+envPrefix+"_REPOS)", func(v string) error {
 		c.Repos = splitList(v)
 		return nil
 	})
@@ -115,6 +119,7 @@ func loadConfig(args []string, usage io.Writer) (Config, error) {
 	}
 	c.Repos = splitList(strings.Join(c.Repos, ","))
 	c.CertHosts = splitList(strings.Join(c.CertHosts, ","))
+	c.Accounts = splitList(strings.Join(c.Accounts, ","))
 	return c, c.Validate()
 }
 
@@ -139,7 +144,38 @@ func (c Config) Validate() error {
 		bad("REGION", "region", "required")
 	}
 	if !accountRE.MatchString(c.Account) {
-		bad("ACCOUNT", "account", "want 12 digits, got %q", c.Account)
+		hint := ""
+		if strings.Contains(c.Account, ",") {
+			hint = "; more accounts go in " + envPrefix + "_ACCOUNTS (-accounts)"
+		}
+		bad("ACCOUNT", "account", "want 12 digits, got %q%s", c.Account, hint)
+	}
+	seen := map[string]bool{c.Account: true}
+	for _, entry := range c.Accounts {
+		a := parseAccount(entry)
+		switch {
+		case !accountRE.MatchString(a.ID):
+			bad("ACCOUNTS", "accounts", "want a 12-digit account id or id=host:port, got %q", entry)
+		case a.ID == c.Account:
+			bad("ACCOUNTS", "accounts", "account %s is "+envPrefix+"_ACCOUNT already", a.ID)
+		case seen[a.ID]:
+			bad("ACCOUNTS", "accounts", "account %s is listed twice", a.ID)
+		}
+		seen[a.ID] = true
+		if a.pinned {
+			if err := ecremu.CheckListenAddr(a.RegistryAddr); err != nil {
+				bad("ACCOUNTS", "accounts", "%s: %v", entry, err)
+			}
+		}
+	}
+	for _, entry := range c.Repos {
+		account, name, prefixed := splitRepo(entry)
+		switch {
+		case name == "" || (prefixed && !accountRE.MatchString(account)):
+			bad("REPOS", "repos", "want <repository> or <account>:<repository>, got %q", entry)
+		case prefixed && !seen[account]:
+			bad("REPOS", "repos", "account %s in %q is neither "+envPrefix+"_ACCOUNT nor in "+envPrefix+"_ACCOUNTS", account, entry)
+		}
 	}
 	if c.TokenSize < 0 {
 		bad("TOKEN_SIZE", "token-size", "must not be negative, got %d", c.TokenSize)
