@@ -77,6 +77,12 @@ func Load() (Config, error) {
 	// envconfig stops at the first value it cannot parse; check them all first so
 	// that every bad variable is named at once.
 	if err := parseProblems(os.LookupEnv); err != nil {
+		// ECR_REGISTRIES is a string: it always parses, and is the variable
+		// most likely to be wrong next to a mistyped duration.
+		c := Config{Registries: os.Getenv("ECR_REGISTRIES"), AWSRegion: os.Getenv("AWS_REGION"), Region: os.Getenv("REGION")}
+		if _, _, _, rerr := c.Routes(); rerr != nil {
+			err = errors.Join(err, rerr) // names ECR_REGISTRIES itself
+		}
 		return Config{}, err
 	}
 	var c Config

@@ -119,6 +119,8 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 			"TOKEN_REJECTED_REFRESH_GAP: must not be negative", "TOKENWRITER_LISTEN_ADDR: want host:port",
 		}},
 		{"bad pinned port", map[string]string{"REGION": "r", "ECR_REGISTRY_HOST": "h.example:0"}, []string{"ECR_REGISTRY_HOST:"}},
+		{"bad registries next to an unparseable value", map[string]string{"REGION": "r", "ECR_REGISTRIES": "x", "TOKEN_RETRY_MIN": "bad"},
+			[]string{"TOKEN_RETRY_MIN:", `ECR_REGISTRIES: entry "x"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			setConfigEnv(t, tc.env)

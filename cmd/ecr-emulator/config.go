@@ -90,14 +90,15 @@ func loadConfig(args []string, usage io.Writer) (Config, error) {
 	fs.Var(&c.SecretKey, "secret-key", "its secret access key (env "+envPrefix+"_SECRET_KEY; default demo-secret)")
 	fs.StringVar(&c.Region, "region", c.Region, "SigV4 region (env "+envPrefix+"_REGION)")
 	fs.StringVar(&c.Account, "account", c.Account, "12-digit account / registry id (env "+envPrefix+"_ACCOUNT)")
-	fs.Var(&listFlag{list: &c.Accounts}, "accounts", "more 12-digit accounts, each with its own registry front and S3 on free loopback ports "+
-		"and its own docker-registry in <dir>/registry-<account> (with -backend, all share that one); id=host:port pins the "+
-		"front's listen address; repeatable or comma-separated (env "+envPrefix+"_ACCOUNTS)")
+	fs.Var(&listFlag{list: &c.Accounts}, "accounts", "more 12-digit accounts besides -account, each with its own registry front (named as -registry-host, on its own port) "+
+		"and S3 on free loopback ports, its own repositories and its own docker-registry in <dir>/registry-<account> "+
+		"(with -backend, all share that registry's storage); id=host:port pins the front's listen address; "+
+		"repeatable or comma-separated (env "+envPrefix+"_ACCOUNTS)")
 	fs.IntVar(&c.TokenSize, "token-size", c.TokenSize, "length of the base64 authorization token (env "+envPrefix+"_TOKEN_SIZE)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "token lifetime (env "+envPrefix+"_TOKEN_TTL)")
 	fs.StringVar(&c.CAOut, "ca-out", c.CAOut, "write the registry front's CA certificate (PEM) to this path once every listener is up; "+
 		"a file left there is removed at start (env "+envPrefix+"_CA_OUT)")
-	fs.Func("repos", "comma-separated repositories to create, <account>:<name> in another account than -account's (env "+envPrefix+"_REPOS)", func(v string) error {
+	fs.Func("repos", "comma-separated repositories to create in -account; <account>:<name> creates one in another of -account or -accounts (env "+envPrefix+"_REPOS)", func(v string) error {
 		c.Repos = splitList(v)
 		return nil
 	})
@@ -190,6 +191,10 @@ func (c Config) Validate() error {
 		if _, _, err := ecremu.SplitHost(h.value); err != nil {
 			bad(h.name, h.flag, "%v", err)
 		}
+	}
+	// Every account's blob redirects would name the one port.
+	if _, port, _ := ecremu.SplitHost(c.S3Host); port != "" && len(c.Accounts) > 0 {
+		bad("S3_HOST", "s3-host", "give no port with %s_ACCOUNTS, got %q: each account has its own S3 port", envPrefix, c.S3Host)
 	}
 	for _, a := range []struct{ name, flag, value string }{
 		{"API_ADDR", "api-addr", c.APIAddr},

@@ -1,8 +1,10 @@
 // Command ecr-emulator runs the local ECR stand-in for `make demo` and the
 // compose demo: the ECR API, the registry front and the "S3" endpoint of
 // package ecremu, in front of a docker-registry it starts itself unless
-// -backend names one. It prints the endpoints as KEY=value lines and runs
-// until SIGINT or SIGTERM.
+// -backend names one. -accounts adds accounts, each with its own front,
+// "S3" and docker-registry. It prints the endpoints as KEY=value lines (and,
+// with several accounts, the gateway's ECR_REGISTRIES) and runs until SIGINT
+// or SIGTERM.
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/toanc/aws-ecr-ldap/internal/ecremu"
@@ -55,18 +56,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 
-	backend := cfg.Backend
-	if backend == "" {
-		reg, err := ecremu.StartRegistry(ctx, filepath.Join(dir, "registry"))
-		if err != nil {
-			return err
-		}
-		defer reg.Stop()
-		backend = reg.URL()
+	b, err := startBackends(ctx, cfg, dir)
+	if err != nil {
+		return err
 	}
+	defer func() { err = errors.Join(err, b.stop()) }()
 
 	emu, err := ecremu.Start(ctx, ecremu.Config{
-		Backend:         backend,
+		Backend:         b.urls[0],
 		AccessKeyID:     cfg.AccessKey,
 		SecretAccessKey: string(cfg.SecretKey),
 		Region:          cfg.Region,
@@ -80,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		APIAddr:         cfg.APIAddr,
 		RegistryAddr:    cfg.RegistryAddr,
 		S3Addr:          cfg.S3Addr,
+		Accounts:        emulatorAccounts(cfg, b),
 		Logger:          log,
 	})
 	if err != nil {
@@ -87,18 +85,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	defer func() { err = errors.Join(err, emu.Close()) }()
 
-	for _, repo := range cfg.Repos {
-		if err := emu.CreateRepository(repo); err != nil {
-			return err
-		}
+	if err := createRepos(emu, cfg); err != nil {
+		return err
 	}
 	if cfg.CAOut != "" {
 		if err := emu.WriteCACert(cfg.CAOut); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "AWS_ENDPOINT_URL_ECR=%s\nECR_REGISTRY_HOST=%s\nECR_EMULATOR_S3_URL=%s\nECR_EMULATOR_BACKEND=%s\n",
-		emu.APIURL(), emu.RegistryHost(), emu.S3URL(), backend)
+	printEndpoints(stdout, emu, cfg, b)
 
 	<-ctx.Done()
 	log.Info("ecr emulator stopping")
