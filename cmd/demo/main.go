@@ -192,12 +192,18 @@ Without Docker (skopeo, a sample image on disk):
   curl -i http://%[1]s/v2/                           # 401: a password is required
   curl -i -u carol:carol-secret http://%[1]s/v2/     # 403: not in the group
 
-To run a second gateway of your own (make run) against this directory and emulator:
-  LDAP_URL='%[5]s'
-  LDAP_BIND_DN='%[6]s' LDAP_BIND_PASSWORD='%[7]s'
-  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDDEMO AWS_SECRET_ACCESS_KEY=demo-secret
-  AWS_ENDPOINT_URL_ECR=%[8]s ECR_CA_FILE=%[3]s
-  GATEWAY_RUN_DIR=/tmp/my-gateway GATEWAY_HTTP_ADDR=127.0.0.1:7080 AUTH_LISTEN_ADDR=127.0.0.1:7090
+The demo's ECR emulator creates a missing repository on the first push (like an
+ECR creation template with CREATE_ON_PUSH); real ECR answers NAME_UNKNOWN unless
+you have such a template or set AUTH_CREATE_REPOSITORIES=true.
+
+To run a second gateway of your own against this directory and emulator, in
+another shell:
+  export LDAP_URL='%[5]s'
+  export LDAP_BIND_DN='%[6]s' LDAP_BIND_PASSWORD='%[7]s'
+  export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDDEMO AWS_SECRET_ACCESS_KEY=demo-secret
+  export AWS_ENDPOINT_URL_ECR=%[8]s ECR_CA_FILE=%[3]s
+  export GATEWAY_RUN_DIR=/tmp/my-gateway GATEWAY_HTTP_ADDR=127.0.0.1:7080 AUTH_LISTEN_ADDR=127.0.0.1:7090
+  make run
 
 `, httpAddr, httpsPort, caFile, sample, ldapURL, slapd.ServiceDN, slapd.ServicePassword, ecrAPI)
 }
