@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ecremu"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -165,5 +167,116 @@ func TestRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestLoadConfigAccounts(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		accounts []string // Config.Accounts
+		ids      []string // accountIDs
+	}{
+		{"none", nil, nil, nil, []string{"123456789012"}},
+		{"environment", map[string]string{"ECR_EMULATOR_ACCOUNTS": "111111111111, 222222222222=127.0.0.1:5444"}, nil,
+			[]string{"111111111111", "222222222222=127.0.0.1:5444"}, []string{"123456789012", "111111111111", "222222222222"}},
+		// The first -accounts replaces the environment's list; the next add to it.
+		{"flags", map[string]string{"ECR_EMULATOR_ACCOUNTS": "333333333333"},
+			[]string{"-account", "999999999999", "-accounts", "111111111111", "-accounts", "222222222222,"},
+			[]string{"111111111111", "222222222222"}, []string{"999999999999", "111111111111", "222222222222"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := loadConfig(tt.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Accounts, tt.accounts) {
+				t.Errorf("accounts got %q; want %q", c.Accounts, tt.accounts)
+			}
+			if got := c.accountIDs(); !slices.Equal(got, tt.ids) {
+				t.Errorf("account ids got %q; want %q", got, tt.ids)
+			}
+		})
+	}
+}
+
+func TestValidateAccounts(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error; "" for none
+	}{
+		{"several in -account", []string{"-account", "111111111111,222222222222"}, "ECR_EMULATOR_ACCOUNT (-account): want 12 digits, got \"111111111111,222222222222\"; more accounts go in ECR_EMULATOR_ACCOUNTS"},
+		{"not 12 digits", []string{"-accounts", "111111111111,12345"}, "ECR_EMULATOR_ACCOUNTS (-accounts): want a 12-digit account id or id=host:port, got \"12345\""},
+		{"empty id", []string{"-accounts", "=127.0.0.1:1"}, "ECR_EMULATOR_ACCOUNTS (-accounts): want a 12-digit account id"},
+		{"the main account again", []string{"-accounts", "123456789012"}, "ECR_EMULATOR_ACCOUNTS (-accounts): account 123456789012 is ECR_EMULATOR_ACCOUNT already"},
+		{"twice", []string{"-accounts", "111111111111", "-accounts", "111111111111=127.0.0.1:0"}, "ECR_EMULATOR_ACCOUNTS (-accounts): account 111111111111 is listed twice"},
+		{"bad front address", []string{"-accounts", "111111111111=localhost"}, "ECR_EMULATOR_ACCOUNTS (-accounts): 111111111111=localhost: want host:port"},
+		{"repo in an unknown account", []string{"-accounts", "111111111111", "-repos", "a,333333333333:b"}, "ECR_EMULATOR_REPOS (-repos): account 333333333333 in \"333333333333:b\" is neither"},
+		{"repo prefix not an account", []string{"-repos", "team:app"}, "ECR_EMULATOR_REPOS (-repos): want <repository> or <account>:<repository>, got \"team:app\""},
+		{"repo name missing", []string{"-repos", "123456789012:"}, "ECR_EMULATOR_REPOS (-repos): want <repository> or <account>:<repository>"},
+		{"s3 port with accounts", []string{"-accounts", "111111111111", "-s3-host", "localhost:5002"}, "ECR_EMULATOR_S3_HOST (-s3-host): give no port"},
+		{"valid", []string{"-accounts", "111111111111,222222222222=127.0.0.1:0", "-repos", "a,123456789012:b,111111111111:c", "-s3-host", "localhost"}, ""},
+		{"s3 port with one account", []string{"-s3-host", "localhost:5002"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.args, io.Discard)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v; want no error", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v; want a problem %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitRepo(t *testing.T) {
+	tests := []struct {
+		entry, account, name string
+		prefixed             bool
+	}{
+		{"team/app", "", "team/app", false},
+		{"111111111111:team/app", "111111111111", "team/app", true},
+		{" 111111111111 : app", "111111111111", "app", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.entry, func(t *testing.T) {
+			account, name, prefixed := splitRepo(tt.entry)
+			if account != tt.account || name != tt.name || prefixed != tt.prefixed {
+				t.Errorf("got %q %q %v; want %q %q %v", account, name, prefixed, tt.account, tt.name, tt.prefixed)
+			}
+		})
+	}
+}
+
+// TestSharedBackend: with -backend, every account's front proxies to it and
+// nothing is started; the other fronts are named as -registry-host, on their
+// own ports, and a pinned address is passed on.
+func TestSharedBackend(t *testing.T) {
+	c, err := loadConfig([]string{"-backend", "http://127.0.0.1:5000", "-registry-host", "demo-ecr:5443",
+		"-accounts", "111111111111,222222222222=0.0.0.0:5444"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startBackends(t.Context(), c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://127.0.0.1:5000", "http://127.0.0.1:5000", "http://127.0.0.1:5000"}; !slices.Equal(b.urls, want) || len(b.started) != 0 {
+		t.Errorf("got backends %q, %d started; want %q, none started", b.urls, len(b.started), want)
+	}
+	want := []ecremu.Account{
+		{ID: "111111111111", Backend: "http://127.0.0.1:5000", RegistryHost: "demo-ecr"},
+		{ID: "222222222222", Backend: "http://127.0.0.1:5000", RegistryHost: "demo-ecr", RegistryAddr: "0.0.0.0:5444"},
+	}
+	if got := emulatorAccounts(c, b); !slices.Equal(got, want) {
+		t.Errorf("got %+v; want %+v", got, want)
 	}
 }
