@@ -74,7 +74,10 @@
 // registries it got none for. Later, a registry whose refresh fails keeps the
 // token it has in place (even past its expiry: nginx's ping then answers 503
 // "renewing", and /readyz names it) and is retried with backoff, while the
-// others are refreshed on their own schedule.
+// others are refreshed on their own schedule. Every install also saves the
+// tokens in place next to the include (<TOKEN_FILE>.tokens.json, same mode),
+// and the daemon starts from them: after a restart (the daemon follows -once
+// as a new process) one registry whose calls fail does not hold back the rest.
 //
 // # Schedule
 //

@@ -211,7 +211,22 @@ func (r *Refresher) install(ctx context.Context, tokens []Token) error {
 			return undo(err)
 		}
 	}
+	if err := saveTokens(savedFile(path), r.registries, tokens, mode); err != nil {
+		// Only a restart with a registry failing misses it.
+		r.log.Warn("cannot save the tokens in place for the next start", "error", err)
+	}
 	return nil
+}
+
+// seed takes the tokens the last install saved as the tokens in place, for
+// the registries that have none yet. Their next refresh stays due at once.
+func (r *Refresher) seed() {
+	saved, err := loadTokens(savedFile(r.cfg.TokenFile), r.registries)
+	if err != nil {
+		r.log.Warn("cannot read the saved tokens; starting without", "error", err)
+		return
+	}
+	r.state.seed(saved)
 }
 
 // fetch asks ECR for registry i's token: in multi-registry mode always with

@@ -82,8 +82,11 @@ func TestRefreshWritesTestsAndReloads(t *testing.T) {
 		t.Errorf("got %d reloads; want 1", n)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(cfg.TokenFile))
-	if len(entries) != 1 {
-		t.Errorf("got %d files next to the include (%v); want only the include", len(entries), entries)
+	if len(entries) != 2 || entries[0].Name() != filepath.Base(cfg.TokenFile) || entries[1].Name() != filepath.Base(savedFile(cfg.TokenFile)) {
+		t.Errorf("got files %v next to the include; want only the include and its saved tokens", entries)
+	}
+	if fi, err := os.Stat(savedFile(cfg.TokenFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("saved tokens: %v, %v; want mode 0600 like the include", fi, err)
 	}
 	if ids := api.inputs[0].RegistryIds; ids != nil {
 		t.Errorf("got registryIds %v; want none without ECR_REGISTRY_ID", ids)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -376,5 +377,61 @@ func TestNginxRoutesByHost(t *testing.T) {
 	if !slices.Equal(got["A"], []seen{wantA}) || !slices.Equal(got["B"], []seen{wantB}) {
 		t.Errorf("A saw %d requests, B %d (%v, %v); want one each with its own token and Host", len(got["A"]), len(got["B"]),
 			len(got["A"]) == 1 && got["A"][0] == wantA, len(got["B"]) == 1 && got["B"][0] == wantB)
+	}
+}
+
+// A daemon that starts after -once (a new process) takes the tokens -once
+// saved: when one registry's calls fail from the start, the others are still
+// refreshed, with the failing one's saved token kept in the include.
+func TestRestartWithOneRegistryFailing(t *testing.T) {
+	once, _, _ := multiRefresher(t, nginxOK)
+	if err := once.Once(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := once.state.tokens()
+
+	daemon, api, _ := multiRefresher(t, nginxOK)
+	daemon.cfg.TokenFile = once.cfg.TokenFile
+	*api.seed = 1000 // other token values than -once's
+	api.fail(accountB, true)
+	daemon.seed()
+	err := daemon.Refresh(context.Background())
+	if err == nil || errors.Is(err, ErrIncomplete) {
+		t.Fatalf("got %v; want B's failure, not ErrIncomplete", err)
+	}
+	now := daemon.state.tokens()
+	if now[0].Value == before[0].Value || now[1].Value != before[1].Value {
+		t.Errorf("A replaced %v, B kept %v; want A replaced and B's saved token kept", now[0].Value != before[0].Value, now[1].Value == before[1].Value)
+	}
+	include, _ := os.ReadFile(daemon.cfg.TokenFile)
+	if !bytes.Equal(include, render(daemon.routes, now, true)) {
+		t.Errorf("include is not the rendering of A's new and B's saved token")
+	}
+}
+
+// Saved tokens are checked like ECR's answers before they go into nginx's
+// configuration; a registry that is not configured any more is ignored.
+func TestLoadTokensChecks(t *testing.T) {
+	regs := []Registry{{AccountID: accountA, Region: "eu-west-3"}, {AccountID: accountB, Region: "us-east-1"}}
+	good := Token{Value: Secret(testTokenValue(100, 1)), Host: "h.example", Port: "443", ExpiresAt: time.Now().Add(time.Hour)}
+	bad := good
+	bad.Host = `h"; }`
+	path := filepath.Join(t.TempDir(), "saved.json")
+	if err := saveTokens(path, regs, []Token{good, bad}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadTokens(path, regs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Value != good.Value || got[1].Value != "" {
+		t.Errorf("got A %v, B %v; want A loaded and B (bad host) refused", got[0].Value != "", got[1].Value != "")
+	}
+	got, _ = loadTokens(path, []Registry{{AccountID: "333333333333", Region: "eu-west-3"}})
+	if got[0].Value != "" {
+		t.Errorf("a registry not in the file got a token")
+	}
+	if got, err := loadTokens(filepath.Join(t.TempDir(), "missing.json"), regs); err != nil || got[0].Value != "" {
+		t.Errorf("missing file: got %v, %v; want no tokens, no error", got, err)
 	}
 }

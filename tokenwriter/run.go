@@ -32,6 +32,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		r.probe = p
 	}
+	r.seed()
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.ListenAddr != "" {
 		reg := prometheus.NewRegistry()

@@ -49,6 +49,17 @@ func (s *status) succeeded(i int, tok Token, credsExpires, now time.Time) {
 	r.token, r.credsExpires, r.lastSuccess, r.failing = tok, credsExpires, now, 0
 }
 
+// seed takes tokens[i] as registry i's token in place where it has none.
+func (s *status) seed(tokens []Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, t := range tokens {
+		if s.regs[i].token.Value == "" && t.Value != "" {
+			s.regs[i].token = t
+		}
+	}
+}
+
 // failed counts a failed refresh of registry i and returns how many failed in a row.
 func (s *status) failed(i int) int {
 	s.mu.Lock()

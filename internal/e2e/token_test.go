@@ -39,9 +39,9 @@ func TestLargeTokensLoad(t *testing.T) {
 // working; refreshes resume when ECR recovers.
 func TestFailedRefreshKeepsOldToken(t *testing.T) {
 	alice := user(t, "alice")
+	failTokenCallsSettled(t, 1000)
 	before := e.currentToken(t)
 	calls := e.emu.TokenCalls()
-	e.emu.FailTokenCalls(1000, ecremu.InternalError)
 	waitFor(t, 30*time.Second, "refresh attempts against a failing ECR", func() bool {
 		return e.emu.TokenCalls() >= calls+4
 	})
@@ -61,14 +61,14 @@ func TestFailedRefreshKeepsOldToken(t *testing.T) {
 // configuration keeps serving and the user's credentials never go upstream.
 func TestBrokenIncludeFailsClosed(t *testing.T) {
 	alice := user(t, "alice")
+	// Keep tokenwriter from replacing the broken file under the test: its
+	// refreshes fail while ECR's API does, and a failed refresh writes nothing.
+	failTokenCallsSettled(t, 1_000_000)
+	defer e.emu.FailTokenCalls(0, ecremu.InternalError)
 	good, err := os.ReadFile(e.tokenFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Keep tokenwriter from replacing the broken file under the test: its
-	// refreshes fail while ECR's API does, and a failed refresh writes nothing.
-	e.emu.FailTokenCalls(1_000_000, ecremu.InternalError)
-	defer e.emu.FailTokenCalls(0, ecremu.InternalError)
 	confDir := filepath.Join(e.runDir, "conf")
 	for _, broken := range []struct{ name, body string }{
 		{"empty", ""},
@@ -103,4 +103,24 @@ func TestBrokenIncludeFailsClosed(t *testing.T) {
 		return len(e.currentToken(t)) > 0
 	})
 	assertNoForeignCredentials(t)
+}
+
+// failTokenCallsSettled makes the next n token calls fail and returns once
+// tokenwriter can no longer write the include: a refresh that fetched its
+// tokens just before may still install them, so it waits for two failed calls
+// (tokenwriter's refreshes run one after another: by the second, that install
+// is done).
+func failTokenCallsSettled(t *testing.T, n int) {
+	t.Helper()
+	mark := len(e.emu.TokenCallLog())
+	e.emu.FailTokenCalls(n, ecremu.InternalError)
+	waitFor(t, 30*time.Second, "two failed token calls", func() bool {
+		failed := 0
+		for _, c := range e.emu.TokenCallLog()[mark:] {
+			if c.Failed {
+				failed++
+			}
+		}
+		return failed >= 2
+	})
 }
