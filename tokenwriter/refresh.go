@@ -146,6 +146,10 @@ func (r *Refresher) refreshRegistries(ctx context.Context, due []int) error {
 		r.state.setNext(i, next)
 		r.log.Info("ecr token refreshed", "registry", tokens[i].Host, "registry_id", r.registries[i].String(),
 			"expires", tokens[i].ExpiresAt, "valid_until", until, "next_refresh", next)
+		if life := until.Sub(now); life <= r.cfg.ReadyMargin {
+			r.log.Warn("a fresh ecr token lives no longer than TOKEN_READY_MARGIN: /readyz stays unready; lower TOKEN_READY_MARGIN",
+				"registry_id", r.registries[i].String(), "valid_for", life.Round(time.Second), "ready_margin", r.cfg.ReadyMargin)
+		}
 	}
 	for _, i := range failed {
 		n := r.state.failed(i)

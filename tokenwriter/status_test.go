@@ -1,11 +1,13 @@
 package tokenwriter
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -346,5 +348,26 @@ func TestReadyzAfterRejection(t *testing.T) {
 	}
 	if code, body := get(t, srv, "/readyz"); code != http.StatusOK {
 		t.Errorf("after a new token replaced the rejected one: got %d %q; want 200", code, body)
+	}
+}
+
+// A TOKEN_READY_MARGIN the tokens never outlive is said at the refresh, not
+// left to a /readyz that is never ready.
+func TestWarnsWhenReadyMarginExceedsTokenLife(t *testing.T) {
+	for _, tc := range []struct {
+		margin time.Duration
+		warn   bool
+	}{{2 * time.Hour, true}, {30 * time.Minute, false}} {
+		clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		r, _ := refresherAt(t, clock, time.Hour, 0)
+		var logs bytes.Buffer
+		r.log = slog.New(slog.NewTextHandler(&logs, nil))
+		r.cfg.ReadyMargin = tc.margin
+		if err := r.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "lower TOKEN_READY_MARGIN"); got != tc.warn {
+			t.Errorf("TOKEN_READY_MARGIN %s with 1h tokens: warned %v; want %v\n%s", tc.margin, got, tc.warn, logs.String())
+		}
 	}
 }
