@@ -101,6 +101,11 @@
 // never ECR's challenge or DENIED. Repository paths are not intercepted: there
 // ECR's 403 DENIED for missing IAM rights and 404 NAME_UNKNOWN must pass
 // unchanged, and nginx cannot read the body that tells a rejected token apart.
+// Instead, once a probe has found the token in place rejected, the include is
+// rewritten with $ecr_token_rejected "1" for that registry's hosts (a map
+// before $ecr_authorization, only while some token is flagged), on which
+// nginx.conf answers that 503 on every path; a new token, or the registry
+// accepting the old one again, rewrites it without.
 // A probe costs one small request on a kept-alive connection; it needs no
 // channel from nginx to tokenwriter (nginx's logs are not an API).
 //

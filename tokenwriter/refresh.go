@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +47,7 @@ type Refresher struct {
 	log        *slog.Logger
 	state      *status
 	wake       chan struct{} // a probe found a token in place rejected
+	installMu  sync.Mutex    // one include write, test and reload at a time (refresh, probe)
 }
 
 // NewRefresher returns a Refresher for a validated cfg. A nil reloader means
@@ -189,6 +191,8 @@ func (r *Refresher) credentialsExpiry(ctx context.Context) time.Time {
 // install writes the include for tokens (one per registry), tests it and
 // reloads nginx, putting the previous include back on any failure.
 func (r *Refresher) install(ctx context.Context, tokens []Token) error {
+	r.installMu.Lock()
+	defer r.installMu.Unlock()
 	path, mode := r.cfg.TokenFile, os.FileMode(r.cfg.TokenFileMode)
 	prev, err := readCurrent(path)
 	if err != nil {
@@ -200,7 +204,7 @@ func (r *Refresher) install(ctx context.Context, tokens []Token) error {
 		}
 		return err
 	}
-	if err := writeAtomic(path, render(r.routes, tokens, r.multi), mode); err != nil {
+	if err := writeAtomic(path, renderFlagged(r.routes, tokens, r.multi, r.state.rejectedFlags(tokens)), mode); err != nil {
 		return undo(err)
 	}
 	secrets := make([]string, len(tokens))
@@ -324,11 +328,19 @@ func (r *Refresher) ProbeLoop(ctx context.Context) error {
 			err := r.probe.Probe(ctx, tok)
 			switch {
 			case err == nil:
-				r.state.accepted(i, tok.Value)
+				if r.state.accepted(i, tok.Value) {
+					r.reinstall(ctx, "the registry accepts the ecr token again")
+				}
 			case errors.Is(err, ErrTokenRejected):
+				was := r.state.isRejected(i)
 				wait, current := r.state.rejected(i, tok.Value, r.now(), r.cfg.RejectedRefreshGap)
 				if !current {
 					continue // replaced while the probe ran
+				}
+				if !was {
+					// Until the refresh lands, nginx answers 503 "renewing" on
+					// every path of this registry instead of ECR's refusals.
+					r.reinstall(ctx, "the registry rejected the ecr token in place")
 				}
 				r.log.Warn("the registry rejected the ecr token in place; refreshing now",
 					"registry", tok.Host, "registry_id", r.registries[i].String(), "wait", max(wait, 0))
@@ -342,6 +354,22 @@ func (r *Refresher) ProbeLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// reinstall writes the include again for the tokens in place, so that nginx
+// follows a change of their rejected flags.
+func (r *Refresher) reinstall(ctx context.Context, why string) {
+	tokens := r.state.tokens()
+	for _, t := range tokens {
+		if t.Value == "" {
+			return
+		}
+	}
+	if err := r.install(ctx, tokens); err != nil {
+		r.log.Warn("cannot rewrite the include", "reason", why, "error", err)
+		return
+	}
+	r.log.Info("include rewritten", "reason", why)
 }
 
 // Once refreshes until a refresh gives every registry a token, retrying with

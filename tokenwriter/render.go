@@ -3,6 +3,7 @@ package tokenwriter
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,14 @@ func Render(t Token) []byte {
 // multi-registry form: one upstream per registry besides ecr_registry, and
 // host entries in the maps. Every token must come from tokenFrom.
 func render(routes []Route, tokens []Token, multi bool) []byte {
+	return renderFlagged(routes, tokens, multi, nil)
+}
+
+// renderFlagged is render, plus $ecr_token_rejected ("1" for the hosts of
+// every registry i with rejected[i]: the registry refused its token in
+// place, and nginx answers 503 "renewing" instead of passing ECR's refusals
+// on) when any is set. Without it nginx.conf's default, "", applies.
+func renderFlagged(routes []Route, tokens []Token, multi bool, rejected []bool) []byte {
 	var b strings.Builder
 	upstreams := make([]string, len(tokens)) // what $ecr_upstream names
 	chunks := make([]string, len(tokens))    // prefix of each token's chunk variables
@@ -90,6 +99,14 @@ func render(routes []Route, tokens []Token, multi bool) []byte {
 			value = value[k:]
 		}
 		auth[i] = "Basic " + refs.String()
+	}
+	if slices.Contains(rejected, true) {
+		hostMap("ecr_token_rejected", func(i int) string {
+			if rejected[i] {
+				return "1"
+			}
+			return ""
+		})
 	}
 	// Last, so that a truncated file leaves $ecr_authorization undefined.
 	hostMap("ecr_authorization", func(i int) string { return auth[i] })

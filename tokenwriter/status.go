@@ -92,13 +92,36 @@ func (s *status) rejected(i int, value Secret, now time.Time, gap time.Duration)
 	return max(r.next.Sub(now), 0), true
 }
 
-// accepted records that the registry took registry i's token value.
-func (s *status) accepted(i int, value Secret) {
+// accepted records that the registry took registry i's token value, and
+// reports whether that token was flagged rejected until now.
+func (s *status) accepted(i int, value Secret) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.regs[i].rejected == value {
+	if s.regs[i].rejected == value && value != "" {
 		s.regs[i].rejected = ""
+		return s.regs[i].token.Value == value
 	}
+	return false
+}
+
+// isRejected reports whether registry i's token in place is flagged rejected.
+func (s *status) isRejected(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.regs[i]
+	return r.rejected != "" && r.rejected == r.token.Value
+}
+
+// rejectedFlags reports, for each of tokens, whether the registry rejected
+// that very token value at its last probe.
+func (s *status) rejectedFlags(tokens []Token) []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	flags := make([]bool, len(tokens))
+	for i, t := range tokens {
+		flags[i] = t.Value != "" && s.regs[i].rejected == t.Value
+	}
+	return flags
 }
 
 func (s *status) setNext(i int, next time.Time) {

@@ -371,3 +371,49 @@ func TestWarnsWhenReadyMarginExceedsTokenLife(t *testing.T) {
 		}
 	}
 }
+
+func (f *fakeProber) accept(v Secret) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.rejected, v)
+}
+
+// While the registry rejects the token in place and no new one can be had,
+// the include flags it ($ecr_token_rejected, nginx answers 503 "renewing");
+// once the registry accepts it again the flag goes.
+func TestRejectedTokenIsFlaggedInTheInclude(t *testing.T) {
+	cfg := testConfig(t, nginxOK)
+	cfg.ProbeInterval = 10 * time.Millisecond
+	cfg.RejectedRefreshGap = time.Hour // no refresh: the flag is all that changes
+	api := &fakeECR{answer: func() fakeAnswer {
+		return fakeAnswer{data: []types.AuthorizationData{authData(testTokenValue(64, 1), testEndpoint, time.Now().Add(12*time.Hour))}}
+	}}
+	probe := &fakeProber{rejected: map[Secret]bool{}}
+	r := NewRefresher(api, nil, cfg, discardLogger())
+	r.probe = probe
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	flagged := func() bool {
+		b, _ := os.ReadFile(cfg.TokenFile)
+		return strings.Contains(string(b), `map $host $ecr_token_rejected { default "1"; }`)
+	}
+	if flagged() {
+		t.Fatal("a fresh token is flagged rejected")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.ProbeLoop(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	tok := r.state.current().Value
+	probe.reject(tok)
+	waitUntil(t, time.Second, "the include to flag the rejected token", flagged)
+	b, _ := os.ReadFile(cfg.TokenFile)
+	if lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n"); !strings.Contains(lines[len(lines)-1], "$ecr_authorization") {
+		t.Errorf("the last line is %q; want $ecr_authorization's map (fail-closed)", lines[len(lines)-1])
+	}
+	probe.accept(tok)
+	waitUntil(t, time.Second, "the flag to go", func() bool { return !flagged() })
+}

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/toanc/aws-ecr-ldap/internal/ecremu"
 )
 
 // renewingBody is what a client gets while ECR rejects the gateway's token.
@@ -335,4 +337,47 @@ func nginxPID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// A token ECR rejects while no new one can be had (refreshes fail too):
+// once tokenwriter's probe has seen it, every path of the registry answers
+// 503 "renewing" (which clients retry) instead of ECR's 403 "token has
+// expired", /readyz says why, and all works again when a refresh lands.
+func TestRejectedTokenWhileRefreshesFail(t *testing.T) {
+	alice := user(t, "alice")
+	auth := basic(alice.Name, alice.Password)
+	tags := "/v2/" + repoName + "/tags/list"
+	// The registry's own answer: 200, or its 404 when this test runs alone
+	// and nothing was pushed yet.
+	answered := func(status int) bool { return status == http.StatusOK || status == http.StatusNotFound }
+	if a := e.do(t, http.MethodGet, tags, auth); !answered(a.status) {
+		t.Fatalf("GET %s before: got %d %q; want the registry's answer", tags, a.status, a.body)
+	}
+	failTokenCallsSettled(t, 1_000_000)
+	defer e.emu.FailTokenCalls(0, ecremu.InternalError)
+	e.emu.RevokeTokens()
+
+	waitFor(t, 15*time.Second, "repository paths to answer 503 renewing", func() bool {
+		a := e.do(t, http.MethodGet, tags, auth)
+		return a.status == http.StatusServiceUnavailable && a.body == renewingBody
+	})
+	if a := e.do(t, http.MethodPost, "/v2/"+repoName+"/blobs/uploads/", auth); a.status != http.StatusServiceUnavailable ||
+		a.body != renewingBody || a.header.Get("Retry-After") == "" {
+		t.Errorf("upload start with a rejected token: got %d %q (Retry-After %q); want 503 renewing with Retry-After", a.status, a.body, a.header.Get("Retry-After"))
+	}
+	resp, err := http.Get("http://" + e.tokenwriterAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "rejected") {
+		t.Errorf("tokenwriter /readyz: got %d %q; want 503 naming the rejection", resp.StatusCode, body)
+	}
+
+	e.emu.FailTokenCalls(0, ecremu.InternalError)
+	waitFor(t, 30*time.Second, "the registry to answer again with a fresh token", func() bool {
+		return answered(e.do(t, http.MethodGet, tags, auth).status)
+	})
+	assertNoForeignCredentials(t)
 }
