@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -45,25 +44,7 @@ func TestRunTwoAccounts(t *testing.T) {
 	args := []string{"-dir", dir, "-ca-out", caPath, "-account", a, "-accounts", b + "=" + pinned,
 		"-repos", "team/a,team/shared," + b + ":team/b," + b + ":team/shared"}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("got run error %v; want nil after cancel", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-	})
+	pr := startRun(t, args)
 	vars, accounts := map[string]string{}, map[string]printedAccount{}
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
@@ -99,7 +80,7 @@ func TestRunTwoAccounts(t *testing.T) {
 		Credentials:  credentials.NewStaticCredentialsProvider("demo", "demo-secret", ""),
 		BaseEndpoint: aws.String(vars["AWS_ENDPOINT_URL_ECR"]),
 	})
-	out, err := client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{a, b}})
+	out, err := client.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{RegistryIds: []string{a, b}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +109,7 @@ func TestRunTwoAccounts(t *testing.T) {
 	token := aws.ToString(out.AuthorizationData[0].AuthorizationToken)
 	send := func(method, url string, body []byte) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Basic "+token)
 		resp, err := hc.Do(req)
 		if err != nil {

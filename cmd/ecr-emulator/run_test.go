@@ -52,14 +52,7 @@ func TestRunFixedAddresses(t *testing.T) {
 		"-api-addr", apiAddr, "-registry-addr", frontAddr, "-s3-addr", s3Addr,
 		"-registry-host", "demo-ecr:5443", "-cert-host", "ecr.demo.test,10.9.8.7", "-s3-host", "localhost:5002"}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, pw, io.Discard)
-		pw.Close()
-	}()
+	pr := startRun(t, args)
 	vars := map[string]string{}
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
@@ -70,17 +63,6 @@ func TestRunFixedAddresses(t *testing.T) {
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("got run error %v; want nil after cancel", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-	})
 	for k, want := range map[string]string{
 		"AWS_ENDPOINT_URL_ECR": "http://" + apiAddr,
 		"ECR_REGISTRY_HOST":    "demo-ecr:5443",
@@ -117,7 +99,7 @@ func TestRunFixedAddresses(t *testing.T) {
 		Credentials:  credentials.NewStaticCredentialsProvider("demo", "demo-secret", ""),
 		BaseEndpoint: aws.String(vars["AWS_ENDPOINT_URL_ECR"]),
 	})
-	out, err := client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	out, err := client.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +110,7 @@ func TestRunFixedAddresses(t *testing.T) {
 
 	// A blob download, as nginx sends it: to the front's address, named demo-ecr.
 	raw, _ := base64.StdEncoding.DecodeString(aws.ToString(data.AuthorizationToken))
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+frontAddr+"/v2/demo/hello/blobs/sha256:"+strings.Repeat("b", 64), nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+frontAddr+"/v2/demo/hello/blobs/sha256:"+strings.Repeat("b", 64), nil)
 	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString(raw))
 	hc := &http.Client{
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "demo-ecr"}},
@@ -153,4 +135,30 @@ func TestRunFixedAddresses(t *testing.T) {
 	if s3.StatusCode != http.StatusOK {
 		t.Errorf("the redirect on -s3-addr %s: got %d; want 200", s3Addr, s3.StatusCode)
 	}
+}
+
+// startRun runs the command with args until the test ends (then it must
+// return nil within 10 s) and returns what it prints on stdout; the caller
+// must keep reading it.
+func startRun(t *testing.T, args []string) io.Reader {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("got run error %v; want nil after cancel", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	return pr
 }
